@@ -1,0 +1,183 @@
+//! One provider's verdict on one token. The order is chosen so that everything that can be
+//! decided without crypto is decided first (shape, size, algorithm, `crit`, claims types,
+//! issuer, key id, time, audience), and the signature is checked only for tokens that would
+//! otherwise pass. The only exception is classification: a token is called an ID token only
+//! once its signature and issuer are proven, so a forger cannot steer our error messages.
+
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+
+use crate::classify::{classify, Kind};
+use crate::config::{normalize_typ, parse_algorithm, Provider};
+use crate::jwks::KeySet;
+use crate::reason::Reason;
+use crate::token::{self, Shape};
+use crate::verifier::{has_candidate, verify_signature};
+
+/// What a verified token contributes to the request: everything the decision and the
+/// forwarded headers need, so a cache can hold it instead of the token's parse tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub exp: Option<u64>,
+    pub kid: Option<String>,
+    pub iss: String,
+    pub sub: Option<String>,
+    pub scopes: Vec<String>,
+    /// `(header, value)` pairs from `claim_to_headers`.
+    pub claim_headers: Vec<(String, String)>,
+    pub payload_b64: String,
+}
+
+/// Authenticates `token` for `provider` at `now` (Unix seconds).
+pub fn authenticate(provider: &Provider, keys: &KeySet, token: &str, now: u64) -> Result<Verified, Reason> {
+    if token.len() > provider.max_token_size {
+        return Err(Reason::TooLarge);
+    }
+    match token::shape(token) {
+        Shape::Jws => {}
+        Shape::Jwe => return Err(Reason::Jwe),
+        Shape::Opaque => return Err(Reason::Opaque),
+        Shape::Malformed => return Err(Reason::Malformed("a JWS has three dot-separated parts")),
+    }
+    let jwt = token::parse(token)?;
+    let alg = check_algorithm(provider, &jwt.header.alg)?;
+    if !jwt.header.crit.is_empty() {
+        return Err(Reason::Crit);
+    }
+    let claims = &jwt.claims;
+    if claims.iss.as_deref() != Some(provider.issuer.as_str()) {
+        return Err(Reason::Issuer);
+    }
+    has_candidate(&jwt, alg, keys)?;
+    check_time(provider, claims.exp, claims.nbf, now)?;
+    let kind = classify(provider, &jwt.header, claims);
+    let audience_ok = claims.aud.iter().any(|a| provider.audiences.contains(a));
+    if !audience_ok && !matches!(kind, Kind::Id(_)) {
+        return Err(Reason::Audience);
+    }
+    verify_signature(&jwt, alg, keys)?;
+    if let Kind::Id(_) = kind {
+        return Err(Reason::IdToken);
+    }
+    if let Some(required) = &provider.require_typ {
+        if jwt.header.typ.as_deref().map(normalize_typ).as_deref() != Some(required.as_str()) {
+            return Err(Reason::Typ);
+        }
+    }
+    check_lifetime(provider, claims.exp, claims.iat)?;
+    check_client(provider, &claims.all)?;
+    Ok(Verified {
+        exp: claims.exp,
+        kid: jwt.header.kid.clone(),
+        iss: provider.issuer.clone(),
+        sub: claims.sub.clone(),
+        scopes: scopes(&claims.all),
+        claim_headers: claim_headers(provider, &claims.all),
+        payload_b64: jwt.payload_b64.to_string(),
+    })
+}
+
+fn check_algorithm(provider: &Provider, alg: &str) -> Result<Algorithm, Reason> {
+    let alg = parse_algorithm(alg).map_err(|_| Reason::Algorithm)?;
+    if provider.algorithms.contains(&alg) {
+        Ok(alg)
+    } else {
+        Err(Reason::Algorithm)
+    }
+}
+
+/// `exp` is exclusive (RFC 7519 §4.1.4: valid only *before* it) and `nbf` inclusive; both get
+/// the provider's skew.
+pub fn check_time(provider: &Provider, exp: Option<u64>, nbf: Option<u64>, now: u64) -> Result<(), Reason> {
+    let skew = provider.clock_skew_seconds;
+    match exp {
+        Some(exp) if now >= exp.saturating_add(skew) => return Err(Reason::Expired),
+        None if provider.require_expiration => return Err(Reason::Lifetime("the token has no `exp` claim")),
+        _ => {}
+    }
+    if let Some(nbf) = nbf {
+        if now.saturating_add(skew) < nbf {
+            return Err(Reason::NotYetValid);
+        }
+    }
+    Ok(())
+}
+
+fn check_lifetime(provider: &Provider, exp: Option<u64>, iat: Option<u64>) -> Result<(), Reason> {
+    let Some(max) = provider.max_lifetime_seconds else {
+        return Ok(());
+    };
+    match (exp, iat) {
+        (Some(exp), Some(iat)) if exp.saturating_sub(iat) <= max => Ok(()),
+        (Some(_), Some(_)) => Err(Reason::Lifetime("the token lives longer than this API allows")),
+        (None, _) => Err(Reason::Lifetime("the token has no `exp` claim")),
+        (_, None) => Err(Reason::Lifetime("the token has no `iat` claim")),
+    }
+}
+
+/// RFC 9068 `client_id`, falling back to OIDC `azp` (Auth0 and Okta access tokens use `azp`).
+fn check_client(provider: &Provider, claims: &serde_json::Map<String, Value>) -> Result<(), Reason> {
+    if provider.allowed_client_ids.is_empty() {
+        return Ok(());
+    }
+    let client = claims
+        .get("client_id")
+        .or_else(|| claims.get("azp"))
+        .and_then(Value::as_str);
+    match client {
+        Some(c) if provider.allowed_client_ids.iter().any(|a| a == c) => Ok(()),
+        _ => Err(Reason::Client),
+    }
+}
+
+/// The union of OAuth `scope` (space-separated), `scp` (list or string) and Auth0's
+/// `permissions` (list).
+pub fn scopes(claims: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        if !s.is_empty() && !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    };
+    for name in ["scope", "scp", "permissions"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => s.split(' ').for_each(&mut add),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(&mut add),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Header values from claims: strings as they are, numbers and booleans in JSON form, lists of
+/// those joined with commas. Objects, and any value with control characters (which could
+/// split a header), are not forwarded.
+fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for c in &provider.claim_to_headers {
+        let mut value = claims.get(c.claim_path[0].as_str());
+        for part in &c.claim_path[1..] {
+            value = value.and_then(|v| v.get(part.as_str()));
+        }
+        let text = match value {
+            Some(v) => scalar(v).or_else(|| match v {
+                Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>().map(|v| v.join(",")),
+                _ => None,
+            }),
+            None => None,
+        };
+        if let Some(t) = text.filter(|t| t.bytes().all(|b| b >= 0x20 && b != 0x7f)) {
+            out.push((c.header_name.clone(), t));
+        }
+    }
+    out
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

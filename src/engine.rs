@@ -1,0 +1,355 @@
+//! The decision for one request: which rule applies, which providers must vouch for the
+//! token, and what to do (let through with header changes, refuse, or wait for keys).
+//! Everything here is pure: time, headers and key sets come in as arguments.
+
+use crate::authenticator::{authenticate, Verified};
+use crate::cache::TokenCache;
+use crate::config::{Config, Requirement};
+use crate::extractor::{extract, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::jwks::KeySet;
+use crate::matcher::find_rule;
+use crate::reason::Reason;
+use crate::response::{for_reason, Response};
+
+/// A provider's keys as the request sees them.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyState<'a> {
+    Ready(&'a KeySet),
+    /// Not loaded yet, fetch under way: the request waits.
+    Loading,
+    /// Never loaded and the wait is over: 503.
+    Unavailable,
+}
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// `:path`, query string included.
+    pub path: &'a str,
+    pub headers: &'a Headers,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mutations {
+    pub remove_headers: Vec<String>,
+    pub set_headers: Vec<(String, String)>,
+    /// A new `:path` (token query parameter removed).
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: Reason,
+    /// The provider whose verdict decided, for logs and metrics.
+    pub provider: Option<String>,
+    pub response: Response,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allow { mutations: Mutations, verified: Vec<(String, Verified)> },
+    Deny(Denial),
+    /// Keys this request needs are still loading: pause it and decide again when they land.
+    WaitForKeys,
+}
+
+#[derive(Debug, Clone)]
+enum ProviderOutcome {
+    Missing,
+    Failed(Reason),
+    Verified(Verified),
+    Wait,
+}
+
+enum Eval {
+    Ok,
+    Fail(Reason, Option<usize>),
+    Wait,
+}
+
+pub struct Engine {
+    pub config: Config,
+}
+
+struct Evaluation<'e, 'r, 'k> {
+    config: &'e Config,
+    req: &'r Request<'r>,
+    keys: &'r [KeyState<'k>],
+    now: u64,
+    caches: &'r mut [TokenCache],
+    found: Vec<Option<Found>>,
+    outcomes: Vec<Option<ProviderOutcome>>,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Engine {
+        Engine { config }
+    }
+
+    /// One cache per provider, sized by its `jwt_cache_size`.
+    pub fn new_caches(&self) -> Vec<TokenCache> {
+        self.config.providers.iter().map(|p| TokenCache::new(p.jwt_cache_size)).collect()
+    }
+
+    /// `keys[i]` is the state of provider `i`'s key set.
+    pub fn decide(
+        &self,
+        req: &Request<'_>,
+        keys: &[KeyState<'_>],
+        now: u64,
+        caches: &mut [TokenCache],
+    ) -> Outcome {
+        let n = self.config.providers.len();
+        let default_requirement;
+        let (requirement, scopes): (Option<&Requirement>, &[String]) = match &self.config.rules {
+            None => {
+                default_requirement = if n == 1 {
+                    Requirement::Provider(0)
+                } else {
+                    Requirement::Any((0..n).map(Requirement::Provider).collect())
+                };
+                (Some(&default_requirement), &[])
+            }
+            Some(rules) => match find_rule(rules, req.method, req.path) {
+                None => return self.deny(Reason::NoRoute, None),
+                Some(rule) => (rule.requires.as_ref(), &rule.scopes),
+            },
+        };
+        let Some(requirement) = requirement else {
+            return Outcome::Allow { mutations: self.base_mutations(), verified: Vec::new() };
+        };
+        let mut ev = Evaluation {
+            config: &self.config,
+            req,
+            keys,
+            now,
+            caches,
+            found: vec![None; n],
+            outcomes: vec![None; n],
+        };
+        match ev.eval(requirement) {
+            Eval::Wait => Outcome::WaitForKeys,
+            Eval::Fail(reason, p) => self.deny(reason, p),
+            Eval::Ok => {
+                let verified: Vec<(usize, Verified)> = ev
+                    .outcomes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, o)| match o {
+                        Some(ProviderOutcome::Verified(v)) => Some((i, v.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                if !scopes.is_empty() {
+                    if verified.is_empty() {
+                        return self.deny(Reason::Missing, None);
+                    }
+                    let missing: Vec<&str> = scopes
+                        .iter()
+                        .filter(|s| !verified.iter().any(|(_, v)| v.scopes.contains(s)))
+                        .map(String::as_str)
+                        .collect();
+                    if !missing.is_empty() {
+                        let p = verified.first().map(|(i, _)| *i);
+                        return self.deny(Reason::Scope(scopes.join(" ")), p);
+                    }
+                }
+                let mutations = self.mutations(req, &ev.found, &verified);
+                let names = verified
+                    .into_iter()
+                    .map(|(i, v)| (self.config.providers[i].name.clone(), v))
+                    .collect();
+                Outcome::Allow { mutations, verified: names }
+            }
+        }
+    }
+
+    pub fn deny(&self, reason: Reason, provider: Option<usize>) -> Outcome {
+        let audiences: Vec<String> = match provider {
+            Some(i) => self.config.providers[i].audiences.clone(),
+            None => {
+                let mut all: Vec<String> = Vec::new();
+                for p in &self.config.providers {
+                    for a in &p.audiences {
+                        if !all.contains(a) {
+                            all.push(a.clone());
+                        }
+                    }
+                }
+                all
+            }
+        };
+        let response = for_reason(&reason, &self.config.realm, &audiences);
+        Outcome::Deny(Denial {
+            provider: provider.map(|i| self.config.providers[i].name.clone()),
+            reason,
+            response,
+        })
+    }
+
+    /// Claim headers a client sent are always dropped: only we may set them.
+    fn base_mutations(&self) -> Mutations {
+        Mutations { remove_headers: self.config.protected_headers.clone(), ..Mutations::default() }
+    }
+
+    fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Verified)]) -> Mutations {
+        let mut m = self.base_mutations();
+        let mut path = req.path.to_string();
+        let mut cookies_to_drop: Vec<&str> = Vec::new();
+        for (i, f) in found.iter().enumerate() {
+            let Some(f) = f else { continue };
+            if self.config.providers[i].forward {
+                continue;
+            }
+            match &f.location {
+                Location::Header(name) => {
+                    if !m.remove_headers.contains(name) {
+                        m.remove_headers.push(name.clone());
+                    }
+                }
+                Location::Param(name) => path = remove_query_param(&path, name),
+                Location::Cookie(name) => cookies_to_drop.push(name),
+            }
+        }
+        if path != req.path {
+            m.path = Some(path);
+        }
+        if !cookies_to_drop.is_empty() {
+            let joined: Vec<String> = req
+                .headers
+                .iter()
+                .filter(|(k, _)| k == "cookie")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            let mut value = Some(joined.join("; "));
+            for name in cookies_to_drop {
+                value = value.and_then(|v| remove_cookie(&v, name));
+            }
+            match value {
+                Some(v) => m.set_headers.push(("cookie".to_string(), v)),
+                None => m.remove_headers.push("cookie".to_string()),
+            }
+        }
+        for (i, v) in verified {
+            let p = &self.config.providers[*i];
+            if let Some(h) = &p.forward_payload_header {
+                m.set_headers.push((h.clone(), v.payload_b64.clone()));
+            }
+            m.set_headers.extend(v.claim_headers.iter().cloned());
+        }
+        m
+    }
+}
+
+impl Evaluation<'_, '_, '_> {
+    fn outcome(&mut self, i: usize) -> ProviderOutcome {
+        if let Some(o) = &self.outcomes[i] {
+            return o.clone();
+        }
+        let provider = &self.config.providers[i];
+        let o = match extract(&provider.extraction, self.req.path, self.req.headers) {
+            Err(r) => ProviderOutcome::Failed(r),
+            Ok(None) => ProviderOutcome::Missing,
+            Ok(Some(found)) => {
+                let o = match self.keys[i] {
+                    KeyState::Loading => ProviderOutcome::Wait,
+                    KeyState::Unavailable => ProviderOutcome::Failed(Reason::KeysUnavailable),
+                    KeyState::Ready(keys) => {
+                        let cache = &mut self.caches[i];
+                        match cache.get(i, &found.token, self.now, provider.clock_skew_seconds) {
+                            Some(v) => ProviderOutcome::Verified(v),
+                            None => match authenticate(provider, keys, &found.token, self.now) {
+                                Ok(v) => {
+                                    cache.put(i, &found.token, v.clone());
+                                    ProviderOutcome::Verified(v)
+                                }
+                                Err(r) => ProviderOutcome::Failed(r),
+                            },
+                        }
+                    }
+                };
+                self.found[i] = Some(found);
+                o
+            }
+        };
+        self.outcomes[i] = Some(o.clone());
+        o
+    }
+
+    fn eval(&mut self, req: &Requirement) -> Eval {
+        match req {
+            Requirement::Provider(i) => match self.outcome(*i) {
+                ProviderOutcome::Verified(_) => Eval::Ok,
+                ProviderOutcome::Missing => Eval::Fail(Reason::Missing, Some(*i)),
+                ProviderOutcome::Failed(r) => Eval::Fail(r, Some(*i)),
+                ProviderOutcome::Wait => Eval::Wait,
+            },
+            Requirement::Any(list) => {
+                let evals: Vec<Eval> = list.iter().map(|r| self.eval(r)).collect();
+                combine_any(evals)
+            }
+            Requirement::All(list) => {
+                let mut wait = false;
+                for r in list {
+                    match self.eval(r) {
+                        Eval::Fail(reason, p) => return Eval::Fail(reason, p),
+                        Eval::Wait => wait = true,
+                        Eval::Ok => {}
+                    }
+                }
+                if wait {
+                    Eval::Wait
+                } else {
+                    Eval::Ok
+                }
+            }
+            Requirement::AllowMissing => {
+                let n = self.config.providers.len();
+                let evals: Vec<Eval> = (0..n)
+                    .filter_map(|i| match self.outcome(i) {
+                        ProviderOutcome::Missing => None,
+                        ProviderOutcome::Verified(_) => Some(Eval::Ok),
+                        ProviderOutcome::Failed(r) => Some(Eval::Fail(r, Some(i))),
+                        ProviderOutcome::Wait => Some(Eval::Wait),
+                    })
+                    .collect();
+                if evals.is_empty() {
+                    Eval::Ok
+                } else {
+                    combine_any(evals)
+                }
+            }
+            Requirement::AllowMissingOrFailed => {
+                let n = self.config.providers.len();
+                let waits = (0..n).filter(|i| matches!(self.outcome(*i), ProviderOutcome::Wait)).count();
+                if waits > 0 {
+                    Eval::Wait
+                } else {
+                    Eval::Ok
+                }
+            }
+        }
+    }
+}
+
+/// Any success wins; otherwise wait if an alternative may still succeed; otherwise report the
+/// failure that says most about the token the client actually sent.
+fn combine_any(evals: Vec<Eval>) -> Eval {
+    let mut wait = false;
+    let mut best: Option<(Reason, Option<usize>)> = None;
+    for e in evals {
+        match e {
+            Eval::Ok => return Eval::Ok,
+            Eval::Wait => wait = true,
+            Eval::Fail(r, p) => {
+                if best.as_ref().is_none_or(|(b, _)| r.specificity() > b.specificity()) {
+                    best = Some((r, p));
+                }
+            }
+        }
+    }
+    match (wait, best) {
+        (true, _) => Eval::Wait,
+        (false, Some((r, p))) => Eval::Fail(r, p),
+        (false, None) => Eval::Fail(Reason::Missing, None),
+    }
+}

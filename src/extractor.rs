@@ -1,0 +1,205 @@
+//! Finding the bearer token in a request (RFC 6750 §2): configured headers, query parameters
+//! and cookies. A client must use exactly one method, so tokens in two places, repeated
+//! Authorization headers and empty bearer values are refused as malformed requests (400).
+
+use crate::config::{Extraction, HeaderSource};
+use crate::reason::Reason;
+
+/// Request headers as the host gives them: lower-case names, raw value bytes (values need not
+/// be UTF-8, and must not be able to panic us).
+pub type Headers = [(String, Vec<u8>)];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Header(String),
+    Param(String),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub token: String,
+    pub location: Location,
+}
+
+/// Returns the one token the extraction finds, `None` if there is none, or a 400 reason.
+pub fn extract(ex: &Extraction, path: &str, headers: &Headers) -> Result<Option<Found>, Reason> {
+    let mut found: Option<Found> = None;
+    let mut keep = |f: Found| -> Result<(), Reason> {
+        if found.is_some() {
+            return Err(Reason::InvalidRequest("the request carries more than one bearer token; send exactly one"));
+        }
+        found = Some(f);
+        Ok(())
+    };
+    for source in &ex.headers {
+        if let Some(token) = from_header(source, headers)? {
+            keep(Found { token, location: Location::Header(source.name.clone()) })?;
+        }
+    }
+    if !ex.params.is_empty() {
+        let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        for name in &ex.params {
+            if let Some(token) = from_query(name, query)? {
+                keep(Found { token, location: Location::Param(name.clone()) })?;
+            }
+        }
+    }
+    if !ex.cookies.is_empty() {
+        for name in &ex.cookies {
+            if let Some(token) = from_cookies(name, headers)? {
+                keep(Found { token, location: Location::Cookie(name.clone()) })?;
+            }
+        }
+    }
+    Ok(found)
+}
+
+const EMPTY: Reason = Reason::InvalidRequest("the bearer token is empty");
+
+/// RFC 6750 §2.1 b64token, the only characters a bearer credential may hold.
+fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+fn from_header(source: &HeaderSource, headers: &Headers) -> Result<Option<String>, Reason> {
+    let mut token: Option<String> = None;
+    for (name, raw) in headers {
+        if *name != source.name {
+            continue;
+        }
+        let Ok(value) = std::str::from_utf8(raw) else {
+            return Err(Reason::InvalidRequest("a credential header is not valid UTF-8"));
+        };
+        let candidate = match &source.value_prefix {
+            None => Some(value),
+            Some(prefix) => strip_prefix_ignore_case(value, prefix).or_else(|| {
+                // "Bearer" with nothing usable after it is an empty credential, not another scheme.
+                let scheme = prefix.trim_end();
+                let head = value.split([' ', '\t']).next().unwrap_or("");
+                head.eq_ignore_ascii_case(scheme).then_some("")
+            }),
+        };
+        let Some(candidate) = candidate else { continue };
+        if token.is_some() {
+            return Err(Reason::InvalidRequest("the request repeats a credential header; send exactly one"));
+        }
+        if candidate.trim().is_empty() {
+            return Err(EMPTY);
+        }
+        if !is_b64token(candidate) {
+            return Err(Reason::InvalidRequest(
+                "the credential header must be the scheme, one space and the token, without other whitespace",
+            ));
+        }
+        token = Some(candidate.to_string());
+    }
+    Ok(token)
+}
+
+fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &value[prefix.len()..])
+}
+
+/// Percent-decodes a query component. `+` stays `+`: bearer tokens may contain it and
+/// RFC 6750 §2.3 uses RFC 3986 encoding, not form encoding.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn from_query(name: &str, query: &str) -> Result<Option<String>, Reason> {
+    let mut token = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(k).ok_or(Reason::InvalidRequest("the query string has a bad percent-encoding"))?;
+        if key != name {
+            continue;
+        }
+        if token.is_some() {
+            return Err(Reason::InvalidRequest("the query repeats the token parameter; send exactly one"));
+        }
+        let value = percent_decode(v).ok_or(Reason::InvalidRequest("the query string has a bad percent-encoding"))?;
+        if value.is_empty() {
+            return Err(EMPTY);
+        }
+        token = Some(value);
+    }
+    Ok(token)
+}
+
+fn from_cookies(name: &str, headers: &Headers) -> Result<Option<String>, Reason> {
+    let mut token = None;
+    for (hname, raw) in headers {
+        if hname != "cookie" {
+            continue;
+        }
+        let Ok(value) = std::str::from_utf8(raw) else {
+            return Err(Reason::InvalidRequest("the cookie header is not valid UTF-8"));
+        };
+        for pair in value.split(';') {
+            let pair = pair.trim_matches(' ');
+            let Some((k, v)) = pair.split_once('=') else { continue };
+            if k != name {
+                continue;
+            }
+            if token.is_some() {
+                return Err(Reason::InvalidRequest("the token cookie is repeated; send exactly one"));
+            }
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            if v.is_empty() {
+                return Err(EMPTY);
+            }
+            token = Some(v.to_string());
+        }
+    }
+    Ok(token)
+}
+
+/// The request path without the query parameter named `name` (for `forward: false`).
+pub fn remove_query_param(path: &str, name: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let k = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+            percent_decode(k).as_deref() != Some(name)
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+/// A `cookie` header value without the cookie named `name`; `None` when nothing is left.
+pub fn remove_cookie(value: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(|p| p.trim_matches(' '))
+        .filter(|p| !p.is_empty() && p.split_once('=').map(|(k, _)| k) != Some(name))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}

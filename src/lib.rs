@@ -1,0 +1,22 @@
+//! jwt-guard: a strict bearer-token guard for Envoy, as a proxy-wasm HTTP filter.
+//!
+//! The crate is a pure core (everything but `shell`) inside a thin proxy-wasm shell. The core
+//! never calls the host: time, headers and fetched documents are passed in, so all of it is
+//! unit-tested on the host.
+
+pub mod authenticator;
+pub mod base64url;
+pub mod cache;
+pub mod classify;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod extractor;
+pub mod jwks;
+pub mod jwks_cache;
+pub mod matcher;
+pub mod reason;
+pub mod shell;
+pub mod response;
+pub mod token;
+pub mod verifier;

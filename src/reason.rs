@@ -1,0 +1,257 @@
+//! Every way a request can be refused, and the one table that maps each to an HTTP status,
+//! an RFC 6750 error code and a stable reason string. Responses, logs and metrics all read
+//! from here so the three never disagree.
+
+/// Why a request was not let through. Reason strings (`as_str`) are a stable interface:
+/// dashboards and alerts key on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// No token where the route requires one.
+    Missing,
+    /// Tokens in more than one place, several Authorization headers, or an empty bearer value.
+    InvalidRequest(&'static str),
+    /// A token that is not a JWS at all (Auth0's old opaque access tokens, random strings).
+    Opaque,
+    /// A five-part compact JWE: encrypted, so we cannot read or verify it.
+    Jwe,
+    /// A three-part token that does not decode or whose claims have the wrong types.
+    Malformed(&'static str),
+    /// The token is larger than `max_token_size`.
+    TooLarge,
+    /// `alg` is `none`, unknown, or not in the provider's allow-list.
+    Algorithm,
+    /// No key in the JWKS has the token's `kid` (with a compatible `kty`/`alg`).
+    UnknownKid,
+    /// No key can check this `alg` (for example an RS256 token against an EC-only JWKS).
+    NoCompatibleKey,
+    /// The signature does not verify under any candidate key.
+    BadSignature,
+    /// `iss` is missing or is not the provider's issuer.
+    Issuer,
+    /// `aud` does not name this API.
+    Audience,
+    /// `exp` has passed (beyond the clock skew).
+    Expired,
+    /// `nbf` is still in the future (beyond the clock skew).
+    NotYetValid,
+    /// `exp` is missing while required, `iat` is missing while `max_lifetime` is set, or the
+    /// lifetime is longer than `max_lifetime`.
+    Lifetime(&'static str),
+    /// The header `typ` is not the one the provider requires.
+    Typ,
+    /// The header lists a `crit` extension we do not implement (RFC 7515 §4.1.11).
+    Crit,
+    /// `client_id`/`azp` is not in `allowed_client_ids`.
+    Client,
+    /// An OIDC ID token was sent to an API.
+    IdToken,
+    /// A valid token without the scopes the route needs. Carries the required scopes.
+    Scope(String),
+    /// The provider's signing keys are not available (never loaded, or the fetch deadline
+    /// passed).
+    KeysUnavailable,
+    /// No rule matches the route; jwt-guard denies by default.
+    NoRoute,
+}
+
+/// RFC 6750 §3.1 error codes, plus the two responses RFC 6750 does not cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 401 without an error attribute (RFC 6750 §3.1: no credentials, no error code).
+    None,
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+    /// 503: the keys are not there; RFC 6750 has nothing to say.
+    Unavailable,
+    /// 403 for a route no rule covers.
+    AccessDenied,
+}
+
+impl ErrorCode {
+    /// The `error` value of the JSON body.
+    pub fn body_code(self) -> &'static str {
+        match self {
+            ErrorCode::None => "missing_token",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::Unavailable => "temporarily_unavailable",
+            ErrorCode::AccessDenied => "access_denied",
+        }
+    }
+}
+
+impl Reason {
+    /// The stable reason string used in logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::InvalidRequest(_) => "invalid_request",
+            Reason::Opaque => "opaque",
+            Reason::Jwe => "jwe",
+            Reason::Malformed(_) => "malformed",
+            Reason::TooLarge => "too_large",
+            Reason::Algorithm => "algorithm",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::NoCompatibleKey => "unknown_kid",
+            Reason::BadSignature => "bad_signature",
+            Reason::Issuer => "issuer",
+            Reason::Audience => "audience",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::Lifetime(_) => "lifetime",
+            Reason::Typ => "typ",
+            Reason::Crit => "crit",
+            Reason::Client => "client",
+            Reason::IdToken => "id_token",
+            Reason::Scope(_) => "scope",
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::NoRoute => "no_route",
+        }
+    }
+
+    pub fn status(&self) -> u32 {
+        match self.error_code() {
+            ErrorCode::None | ErrorCode::InvalidToken => 401,
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Reason::Missing => ErrorCode::None,
+            Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Reason::Scope(_) => ErrorCode::InsufficientScope,
+            Reason::KeysUnavailable => ErrorCode::Unavailable,
+            Reason::NoRoute => ErrorCode::AccessDenied,
+            _ => ErrorCode::InvalidToken,
+        }
+    }
+
+    /// When several providers could have accepted a request, the most useful failure to show
+    /// is the one that says most about the token actually sent: anything beats "missing".
+    pub fn specificity(&self) -> u8 {
+        match self {
+            Reason::Missing => 0,
+            Reason::Issuer => 1,
+            Reason::KeysUnavailable => 3,
+            Reason::InvalidRequest(_) => 4,
+            _ => 2,
+        }
+    }
+
+    /// A sentence a client developer can act on. It never contains the token or the request
+    /// URI, and the caller supplies what the provider expects (audience, realm).
+    pub fn description(&self, expected_audiences: &[String]) -> String {
+        match self {
+            Reason::Missing => {
+                "This API requires a bearer access token: send `Authorization: Bearer <access token>`."
+                    .to_string()
+            }
+            Reason::InvalidRequest(why) => format!("Malformed request: {why}."),
+            Reason::Opaque => format!(
+                "The bearer token is not a JWT. This API accepts JWT access tokens only: request \
+                 the token with the API's audience ({}), for Auth0 the `audience` parameter of the \
+                 authorize or token request.",
+                join_or(expected_audiences, "configured audience")
+            ),
+            Reason::Jwe => "The bearer token is an encrypted JWT (JWE). This API accepts signed \
+                            JWT access tokens (JWS) only."
+                .to_string(),
+            Reason::Malformed(why) => format!("The bearer token is not a well-formed JWT: {why}."),
+            Reason::TooLarge => "The bearer token is larger than this API accepts.".to_string(),
+            Reason::Algorithm => {
+                "The token's signing algorithm is not accepted by this API.".to_string()
+            }
+            Reason::UnknownKid => {
+                "The token was signed with a key this API does not know (unknown kid).".to_string()
+            }
+            Reason::NoCompatibleKey => {
+                "No key of the issuer can verify a token with this algorithm.".to_string()
+            }
+            Reason::BadSignature => "The token signature is invalid.".to_string(),
+            Reason::Issuer => "The token was issued by an issuer this API does not trust.".to_string(),
+            Reason::Audience => format!(
+                "The token's audience (aud) is not this API. Request an access token for {}.",
+                join_or(expected_audiences, "this API's audience")
+            ),
+            Reason::Expired => "The token has expired. Obtain a new access token.".to_string(),
+            Reason::NotYetValid => "The token is not valid yet (nbf is in the future).".to_string(),
+            Reason::Lifetime(why) => format!("The token lifetime is not acceptable: {why}."),
+            Reason::Typ => "The token type (typ header) is not accepted by this API.".to_string(),
+            Reason::Crit => {
+                "The token requires a critical JOSE extension (crit) this API does not support."
+                    .to_string()
+            }
+            Reason::Client => "The client that requested this token may not call this API.".to_string(),
+            Reason::IdToken => format!(
+                "An ID token was sent. ID tokens identify the user to the client and must not be \
+                 sent to APIs; this API accepts access tokens only. Send the access token issued \
+                 for {}.",
+                join_or(expected_audiences, "this API's audience")
+            ),
+            Reason::Scope(scopes) => {
+                format!("The access token lacks the scope this route requires: {scopes}.")
+            }
+            Reason::KeysUnavailable => {
+                "The issuer's signing keys are not available yet. Retry shortly.".to_string()
+            }
+            Reason::NoRoute => "No rule allows this route.".to_string(),
+        }
+    }
+}
+
+fn join_or(items: &[String], fallback: &str) -> String {
+    if items.is_empty() {
+        fallback.to_string()
+    } else {
+        items.join(" or ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_rfc6750() {
+        assert_eq!(Reason::Missing.status(), 401);
+        assert_eq!(Reason::Missing.error_code(), ErrorCode::None);
+        assert_eq!(Reason::InvalidRequest("x").status(), 400);
+        assert_eq!(Reason::Scope("a".into()).status(), 403);
+        assert_eq!(Reason::KeysUnavailable.status(), 503);
+        assert_eq!(Reason::NoRoute.status(), 403);
+        for r in [
+            Reason::Opaque,
+            Reason::Jwe,
+            Reason::Malformed("x"),
+            Reason::Algorithm,
+            Reason::UnknownKid,
+            Reason::BadSignature,
+            Reason::Issuer,
+            Reason::Audience,
+            Reason::Expired,
+            Reason::NotYetValid,
+            Reason::Lifetime("x"),
+            Reason::Typ,
+            Reason::Crit,
+            Reason::Client,
+            Reason::IdToken,
+        ] {
+            assert_eq!(r.status(), 401, "{r:?}");
+            assert_eq!(r.error_code(), ErrorCode::InvalidToken);
+        }
+    }
+
+    #[test]
+    fn descriptions_name_the_audience() {
+        let aud = vec!["https://api.example.com".to_string()];
+        assert!(Reason::Audience.description(&aud).contains("https://api.example.com"));
+        assert!(Reason::Opaque.description(&aud).contains("audience"));
+        let id = Reason::IdToken.description(&aud);
+        assert!(id.contains("ID token") && id.contains("access tokens only"));
+    }
+}

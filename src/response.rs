@@ -1,0 +1,121 @@
+//! RFC 6750 §3 responses: the `WWW-Authenticate` challenge and a JSON body, built from a
+//! `Reason`. The realm is configured (never the request URI) and no part of the token is ever
+//! echoed.
+
+use serde_json::json;
+
+use crate::reason::{ErrorCode, Reason};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// Replaces what a quoted-string may not hold (RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E).
+fn quoted(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if (' '..='~').contains(&c) => c,
+            _ => ' ',
+        })
+        .collect()
+}
+
+pub fn for_reason(reason: &Reason, realm: &str, audiences: &[String]) -> Response {
+    let code = reason.error_code();
+    let description = reason.description(audiences);
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    let challenge = match code {
+        ErrorCode::None => Some(format!("Bearer realm=\"{}\"", quoted(realm))),
+        ErrorCode::InvalidRequest | ErrorCode::InvalidToken => Some(format!(
+            "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
+            quoted(realm),
+            code.body_code(),
+            quoted(&description)
+        )),
+        ErrorCode::InsufficientScope => {
+            let scope = match reason {
+                Reason::Scope(s) => s.as_str(),
+                _ => "",
+            };
+            Some(format!(
+                "Bearer realm=\"{}\", error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
+                quoted(realm),
+                quoted(&description),
+                quoted(scope)
+            ))
+        }
+        ErrorCode::Unavailable => {
+            headers.push(("retry-after".to_string(), "1".to_string()));
+            None
+        }
+        ErrorCode::AccessDenied => None,
+    };
+    if let Some(c) = challenge {
+        headers.push(("www-authenticate".to_string(), c));
+    }
+    let body = json!({"error": code.body_code(), "error_description": description}).to_string();
+    Response { status: reason.status(), headers, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(r: &Response) -> Option<&str> {
+        r.headers.iter().find(|(k, _)| k == "www-authenticate").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_token_has_no_error_attribute() {
+        let r = for_reason(&Reason::Missing, "api", &[]);
+        assert_eq!(r.status, 401);
+        assert_eq!(challenge(&r), Some("Bearer realm=\"api\""));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "missing_token");
+    }
+
+    #[test]
+    fn invalid_token_challenge_and_body() {
+        let aud = vec!["https://api.example.com".to_string()];
+        let r = for_reason(&Reason::IdToken, "api", &aud);
+        assert_eq!(r.status, 401);
+        let c = challenge(&r).unwrap();
+        assert!(c.starts_with("Bearer realm=\"api\", error=\"invalid_token\", error_description=\""), "{c}");
+        assert!(c.contains("ID token"));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert!(body["error_description"].as_str().unwrap().contains("access tokens only"));
+        assert!(r.headers.contains(&("content-type".into(), "application/json".into())));
+    }
+
+    #[test]
+    fn invalid_request_is_400() {
+        let r = for_reason(&Reason::InvalidRequest("x"), "api", &[]);
+        assert_eq!(r.status, 400);
+        assert!(challenge(&r).unwrap().contains("error=\"invalid_request\""));
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope() {
+        let r = for_reason(&Reason::Scope("admin:write".into()), "api", &[]);
+        assert_eq!(r.status, 403);
+        assert!(challenge(&r).unwrap().ends_with("scope=\"admin:write\""));
+    }
+
+    #[test]
+    fn unavailable_has_no_challenge() {
+        let r = for_reason(&Reason::KeysUnavailable, "api", &[]);
+        assert_eq!(r.status, 503);
+        assert_eq!(challenge(&r), None);
+    }
+
+    #[test]
+    fn quoted_strings_are_sanitized() {
+        assert_eq!(quoted("a\"b\\c\nd"), "a'b/c d");
+    }
+}

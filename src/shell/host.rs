@@ -1,0 +1,17 @@
+//! What the shell needs from the proxy. Header and response calls act on the "effective"
+//! HTTP context, which the root context switches to resume a paused request.
+
+pub trait Host {
+    /// Milliseconds since the Unix epoch, from the proxy's clock.
+    fn now_ms(&self) -> u64;
+    /// Starts `GET authority+path` on `cluster`; returns the call's token.
+    fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String>;
+    /// Makes `context_id` the HTTP context later calls act on. False if it no longer exists.
+    fn set_effective_context(&mut self, context_id: u32) -> bool;
+    /// All request headers (pseudo-headers included), lower-case names, raw value bytes.
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    fn remove_request_header(&mut self, name: &str);
+    fn set_request_header(&mut self, name: &str, value: &str);
+    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]);
+    fn resume_request(&mut self);
+}

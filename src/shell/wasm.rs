@@ -1,0 +1,169 @@
+//! Binding of the shell to the proxy-wasm ABI. Nothing here decides anything: each callback
+//! forwards to `Plugin` with a `Host` made of proxy-wasm calls.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use log::{error, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel, MapType};
+
+use super::host::Host;
+use super::plugin::{Action, Plugin};
+use crate::config::Config;
+
+/// How often the root context wakes to start refreshes and enforce deadlines.
+const TICK: Duration = Duration::from_millis(200);
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None }) });
+}}
+
+struct ProxyHost;
+
+impl Host for ProxyHost {
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String> {
+        let headers = vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
+        hostcalls::dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout_ms))
+            .map_err(|s| format!("{s:?}"))
+    }
+
+    fn set_effective_context(&mut self, context_id: u32) -> bool {
+        hostcalls::set_effective_context(context_id).is_ok()
+    }
+
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
+    fn remove_request_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes()));
+    }
+
+    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let _ = hostcalls::send_http_response(status, h, Some(body));
+    }
+
+    fn resume_request(&mut self) {
+        let _ = hostcalls::resume_http_request();
+    }
+}
+
+struct Root {
+    plugin: Option<Rc<RefCell<Plugin>>>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        let Some(plugin) = &self.plugin else { return };
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u32>().ok()));
+        let cap = crate::jwks_cache::MAX_JWKS_BYTES + 1;
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size.min(cap))
+            .ok()
+            .flatten();
+        let body = if body_size > cap - 1 { Some(vec![0u8; cap]) } else { body };
+        match plugin.try_borrow_mut() {
+            Ok(mut p) => p.on_fetch_response(&mut ProxyHost, token_id, status, body),
+            Err(_) => warn!("jwt-guard: fetch response arrived re-entrantly; dropped"),
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let config = match Config::parse(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("{e}");
+                return false;
+            }
+        };
+        let mut host = ProxyHost;
+        let plugin = Rc::new(RefCell::new(Plugin::new(config, host.now_ms())));
+        // Fetch now, not on the first request.
+        if let Ok(mut p) = plugin.try_borrow_mut() {
+            p.on_tick(&mut host);
+        }
+        self.plugin = Some(plugin);
+        let _ = hostcalls::set_tick_period(TICK);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(plugin) = &self.plugin {
+            if let Ok(mut p) = plugin.try_borrow_mut() {
+                p.on_tick(&mut ProxyHost);
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { id: context_id, plugin: self.plugin.clone() }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    id: u32,
+    plugin: Option<Rc<RefCell<Plugin>>>,
+}
+
+impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        if let Some(plugin) = &self.plugin {
+            if let Ok(mut p) = plugin.try_borrow_mut() {
+                p.on_done(self.id);
+            }
+        }
+        true
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> WasmAction {
+        let mut host = ProxyHost;
+        let action = match &self.plugin {
+            Some(plugin) => match plugin.try_borrow_mut() {
+                Ok(mut p) => p.on_request(&mut host, self.id),
+                Err(_) => {
+                    host.send_response(503, &[], b"");
+                    Action::Pause
+                }
+            },
+            // Not configured: never let a request through unchecked.
+            None => {
+                host.send_response(503, &[], b"");
+                Action::Pause
+            }
+        };
+        match action {
+            Action::Continue => WasmAction::Continue,
+            Action::Pause => WasmAction::Pause,
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Signature verification: every candidate key the key set selects is tried, and the token
+//! passes if one verifies. The crypto is jsonwebtoken's (rust_crypto).
+
+use jsonwebtoken::Algorithm;
+
+use crate::jwks::{KeySet, SelectError};
+use crate::reason::Reason;
+use crate::token::Jwt;
+
+/// Finds the keys for the token and checks its signature. Key selection errors come first
+/// so a token for a rotated-out key says "unknown kid", not "bad signature".
+pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
+    let candidates = keys.select(alg, jwt.header.kid.as_deref()).map_err(|e| match e {
+        SelectError::UnknownKid => Reason::UnknownKid,
+        SelectError::NoCompatibleKey => Reason::NoCompatibleKey,
+    })?;
+    for key in candidates {
+        // An Err here is a key the crypto backend refuses (for instance an EC point not on the
+        // curve); it cannot verify anything, so it counts as a failed candidate.
+        if let Ok(true) = jsonwebtoken::crypto::verify(jwt.signature_b64, jwt.signing_input.as_bytes(), &key.decoding, alg) {
+            return Ok(());
+        }
+    }
+    Err(Reason::BadSignature)
+}
+
+/// Checks only that some key could be chosen, without crypto: lets the cheap "unknown kid"
+/// answer come before the expensive signature check.
+pub fn has_candidate(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
+    keys.select(alg, jwt.header.kid.as_deref()).map(|_| ()).map_err(|e| match e {
+        SelectError::UnknownKid => Reason::UnknownKid,
+        SelectError::NoCompatibleKey => Reason::NoCompatibleKey,
+    })
+}
