@@ -186,10 +186,14 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, Reason> {
     let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Reason::Malformed("a JWS has three dot-separated parts"));
     };
-    if h.is_empty() || p.is_empty() || s.is_empty() {
+    if h.is_empty() || p.is_empty() {
         return Err(Reason::Malformed("a JWS part is empty"));
     }
     let header = parse_header(h)?;
+    if s.is_empty() {
+        // `alg: none` tokens are the usual reason for an empty signature: say so.
+        return Err(if header.alg == "none" { Reason::Algorithm } else { Reason::Malformed("a JWS part is empty") });
+    }
     let claims = parse_claims(p)?;
     base64url::decode(s.as_bytes()).map_err(|_| Reason::Malformed("the signature is not base64url"))?;
     let signing_input = &token[..h.len() + 1 + p.len()];

@@ -1,0 +1,398 @@
+"""Host-side helpers shared by the e2e tests and the `make run` demo.
+
+- `Signer`: RSA and EC keys, a JWKS for them, and token minting (access and ID tokens).
+- `JwksServer`: a JWKS endpoint the test controls (swap keys, fail, go slow, count fetches).
+- `EchoUpstream`: answers every request with the method, path and headers it received.
+- `Envoy`: starts any Envoy (`ENVOY`, default `.venv/bin/envoy`) on a generated config.
+Every server binds to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt as pyjwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ROOT = Path(__file__).resolve().parents[2]
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ keys and tokens
+
+
+class Signer:
+    """An issuer's signing keys. `rotate()` replaces the RSA key with a new kid."""
+
+    def __init__(self, issuer: str, rsa_kid: str = "rsa-1", ec_kid: str = "ec-1"):
+        self.issuer = issuer
+        self.rsa_kid = rsa_kid
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec_kid = ec_kid
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+
+    def rotate(self, new_kid: str) -> None:
+        self.rsa_kid = new_kid
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict:
+        rsa_jwk = json.loads(pyjwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key()))
+        rsa_jwk.update({"kid": self.rsa_kid, "alg": "RS256", "use": "sig"})
+        ec_jwk = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key()))
+        ec_jwk.update({"kid": self.ec_kid, "alg": "ES256", "use": "sig"})
+        return {"keys": [rsa_jwk, ec_jwk]}
+
+    def token(self, claims: dict | None = None, alg: str = "RS256", headers: dict | None = None,
+              lifetime: int = 3600, **overrides) -> str:
+        now = int(time.time())
+        body = {"iss": self.issuer, "iat": now, "exp": now + lifetime}
+        body.update(claims or {})
+        body.update(overrides)
+        body = {k: v for k, v in body.items() if v is not None}
+        key, kid = (self.rsa, self.rsa_kid) if alg.startswith(("RS", "PS")) else (self.ec, self.ec_kid)
+        hdr = {"kid": kid}
+        hdr.update(headers or {})
+        return pyjwt.encode(body, key, algorithm=alg, headers=hdr)
+
+    def access_token(self, audience: str, client_id: str, **kw) -> str:
+        """Shaped like an Auth0 access token (RFC 9068 profile)."""
+        claims = {"sub": "auth0|user-42", "aud": [audience, self.issuer + "userinfo"], "azp": client_id,
+                  "scope": "openid profile read:items", "permissions": ["read:items"]}
+        claims.update(kw.pop("claims", {}))
+        headers = {"typ": "at+jwt"}
+        headers.update(kw.pop("headers", {}))
+        return self.token(claims, headers=headers, **kw)
+
+    def id_token(self, client_id: str, **kw) -> str:
+        """Shaped like an Auth0 ID token: aud is the client, nonce present, typ JWT."""
+        claims = {"sub": "auth0|user-42", "aud": client_id, "nonce": "n-0S6_WzA2Mj",
+                  "name": "Jane Doe", "email": "jane@example.com"}
+        claims.update(kw.pop("claims", {}))
+        return self.token(claims, headers={"typ": "JWT"}, **kw)
+
+
+# ------------------------------------------------------------------ servers
+
+
+class _Server:
+    def __init__(self, handler_cls, port: int = 0):
+        self.port = port or free_port()
+        self.handler_cls = handler_cls
+        self.httpd = None
+
+    def start(self):
+        handler = self.handler_cls
+        handler.owner = self
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+class _JwksHandler(BaseHTTPRequestHandler):
+    owner = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.owner
+        with srv.lock:
+            srv.fetches.append((time.time(), self.path))
+            status, body, delay = srv.status, srv.body, srv.delay
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        self.send_header("content-type", srv.content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class JwksServer(_Server):
+    """Serves whatever JWKS the test sets at any path, and records every fetch."""
+
+    def __init__(self, jwks: dict | None = None, port: int = 0):
+        super().__init__(type("JwksHandler", (_JwksHandler,), {}), port)
+        self.lock = threading.Lock()
+        self.fetches: list = []
+        self.status = 200
+        self.delay = 0.0
+        self.content_type = "application/json"
+        self.body = json.dumps(jwks or {"keys": []}).encode()
+
+    def set_jwks(self, jwks: dict):
+        with self.lock:
+            self.status, self.body = 200, json.dumps(jwks).encode()
+
+    def fail(self, status: int = 500, body: bytes = b"oops"):
+        with self.lock:
+            self.status, self.body = status, body
+
+    @property
+    def fetch_count(self) -> int:
+        with self.lock:
+            return len(self.fetches)
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    owner = None
+
+    def log_message(self, *args):
+        pass
+
+    def _echo(self):
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        headers = {}
+        for k, v in self.headers.items():
+            headers.setdefault(k.lower(), []).append(v)
+        body = json.dumps({"method": self.command, "path": self.path, "headers": headers}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _echo
+
+
+class EchoUpstream(_Server):
+    def __init__(self, port: int = 0):
+        super().__init__(type("EchoHandler", (_EchoHandler,), {}), port)
+
+
+# ------------------------------------------------------------------ envoy
+
+
+def envoy_command() -> list[str]:
+    return shlex.split(os.environ.get("ENVOY") or str(ROOT / ".venv" / "bin" / "envoy"))
+
+
+def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config: dict,
+               wasm: Path = WASM) -> str:
+    """The e2e Envoy: one listener, jwt-guard then the router, a `jwks` cluster."""
+    config_text = json.dumps(plugin_config)
+    return f"""
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          normalize_path: true
+          merge_slashes: true
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: upstream}}
+          http_filters:
+          - name: jwt_guard
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: jwt_guard
+                root_id: jwt_guard
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: jwt_guard
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{wasm}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(config_text)}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}}}]}}]
+  - name: jwks
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: jwks
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {jwks}}}}}}}}}]}}]
+"""
+
+
+class Envoy:
+    """A real Envoy process. `start()` waits until the admin endpoint says LIVE."""
+
+    def __init__(self, yaml_text: str, admin_port: int, listen_port: int, concurrency: int = 1,
+                 log_level: str = "info"):
+        self.yaml_text = yaml_text
+        self.admin_port = admin_port
+        self.listen_port = listen_port
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.proc = None
+        self.dir = Path(tempfile.mkdtemp(prefix="jwt-guard-envoy-"))
+        self.log_path = self.dir / "envoy.log"
+
+    def start(self, wait: bool = True) -> "Envoy":
+        cfg = self.dir / "envoy.yaml"
+        cfg.write_text(self.yaml_text)
+        cmd = envoy_command() + ["-c", str(cfg), "--concurrency", str(self.concurrency),
+                                 "--use-dynamic-base-id", "-l", self.log_level,
+                                 "--component-log-level", "wasm:debug",
+                                 "--log-path", str(self.log_path),
+                                 "--file-flush-interval-msec", "100"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle: str, timeout: float = 5.0) -> str:
+        """The log once it contains `needle` (Envoy flushes its log file periodically)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.log()
+            if needle in text:
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} not in Envoy's log:\n{self.log()[-3000:]}")
+
+    def stats(self, filter_: str = "") -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats?filter={filter_}", timeout=5) as r:
+            out = {}
+            for line in r.read().decode().splitlines():
+                name, _, value = line.partition(": ")
+                out[name] = value
+            return out
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Response:
+    def __init__(self, status: int, headers: dict, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def echoed(self) -> dict:
+        """The upstream echo: which headers reached it, and the path."""
+        return self.json()
+
+
+def request(port: int, path: str = "/", headers: dict | list | None = None, method: str = "GET",
+            timeout: float = 30.0) -> Response:
+    """An HTTP/1.1 request over a raw socket, so tests can send what urllib refuses to
+    (repeated headers, odd whitespace, non-UTF-8 bytes)."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"host: api.test", b"connection: close"]
+    for k, v in pairs:
+        vb = v if isinstance(v, bytes) else v.encode()
+        lines.append(k.encode() + b": " + vb)
+    raw = b"\r\n".join(lines) + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        hdrs: dict = {}
+        for line in header_lines:
+            k, _, v = line.partition(":")
+            hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+        # Read exactly the body: waiting for EOF would add Envoy's delayed-close time.
+        length = int(hdrs.get("content-length", ["-1"])[0])
+        while length < 0 or len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+            if length < 0 and body.endswith(b"0\r\n\r\n"):
+                break
+    status = int(status_line.split()[1])
+    if "chunked" in ",".join(hdrs.get("transfer-encoding", [])):
+        body = _dechunk(body)
+    return Response(status, {k: v[0] if len(v) == 1 else v for k, v in hdrs.items()}, body)
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2:]
+    return out
