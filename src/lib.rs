@@ -20,3 +20,8 @@ pub mod shell;
 pub mod response;
 pub mod token;
 pub mod verifier;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+use serde_json::{json, Value};
+
+use crate::cache::TokenCache;
+use crate::config::Config;
+use crate::engine::*;
+use crate::jwks::KeySet;
+use crate::reason::Reason;
+use crate::testkit::*;
+
+struct World {
+    engine: Engine,
+    keys: Vec<KeySet>,
+    caches: Vec<TokenCache>,
+}
+
+impl World {
+    fn new(config: Config) -> World {
+        let keys = config.providers.iter().map(keys_of).collect();
+        let engine = Engine::new(config);
+        let caches = engine.new_caches();
+        World { engine, keys, caches }
+    }
+
+    fn decide_with(&mut self, method: &str, path: &str, headers: &[(&str, &str)], states: Option<Vec<KeyState<'_>>>) -> Outcome {
+        let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        h.push((":path".into(), path.as_bytes().to_vec()));
+        let req = Request { method, path, headers: &h };
+        let ready: Vec<KeyState<'_>> = self.keys.iter().map(KeyState::Ready).collect();
+        let states = states.unwrap_or(ready);
+        self.engine.decide(&req, &states, NOW, &mut self.caches)
+    }
+
+    fn decide(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
+        let keys = std::mem::take(&mut self.keys);
+        let ready: Vec<KeyState<'_>> = keys.iter().map(KeyState::Ready).collect();
+        let out = {
+            let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+            h.push((":path".into(), path.as_bytes().to_vec()));
+            let req = Request { method, path, headers: &h };
+            self.engine.decide(&req, &ready, NOW, &mut self.caches)
+        };
+        self.keys = keys;
+        out
+    }
+}
+
+fn two_providers(rules: Value) -> Config {
+    let mut p = provider_json();
+    merge(&mut p, json!({"claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
+                         "forward_payload_header": "x-payload", "from_params": ["access_token"]}));
+    let mut q = provider_json();
+    merge(&mut q, json!({"issuer": "https://other.test", "audiences": ["other-api"], "from_headers": [{"name": "x-other"}],
+                         "from_cookies": ["other"], "claim_to_headers": [{"header_name": "x-other-sub", "claim_name": "sub"}]}));
+    let mut c = json!({"realm": "api", "providers": {"a": p, "b": q}});
+    if !rules.is_null() {
+        c["rules"] = rules;
+    }
+    Config::parse(c.to_string().as_bytes()).unwrap()
+}
+
+fn b_token() -> String {
+    let mut c = access_claims();
+    merge(&mut c, json!({"iss": "https://other.test", "aud": "other-api", "sub": "svc"}));
+    sign(jsonwebtoken::Algorithm::RS256, access_header(jsonwebtoken::Algorithm::RS256), c)
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn status(o: &Outcome) -> u32 {
+    match o {
+        Outcome::Allow { .. } => 200,
+        Outcome::Deny(d) => d.response.status,
+        Outcome::WaitForKeys => 0,
+    }
+}
+
+fn reason(o: &Outcome) -> Reason {
+    match o {
+        Outcome::Deny(d) => d.reason.clone(),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_rules_means_any_provider() {
+    let mut w = World::new(two_providers(Value::Null));
+    let a = access_token(json!({}));
+    assert_eq!(status(&w.decide("GET", "/x", &[("authorization", &bearer(&a))])), 200);
+    assert_eq!(status(&w.decide("GET", "/x", &[("x-other", &b_token())])), 200);
+    assert_eq!(reason(&w.decide("GET", "/x", &[])), Reason::Missing);
+}
+
+#[test]
+fn most_specific_failure_is_reported() {
+    let mut w = World::new(two_providers(Value::Null));
+    // Provider b sees no token (missing), a sees an ID token: the ID token is what matters.
+    let o = w.decide("GET", "/x", &[("authorization", &bearer(&id_token(json!({}))))]);
+    assert_eq!(reason(&o), Reason::IdToken);
+    match o {
+        Outcome::Deny(d) => assert_eq!(d.provider.as_deref(), Some("a")),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn rules_first_match_wins_and_unmatched_is_denied() {
+    let rules = json!([
+        {"match": {"prefix": "/open"}},
+        {"match": {"path": "/admin", "methods": ["POST"]}, "requires": {"provider_name": "a"}, "scopes": ["admin"]},
+        {"match": {"prefix": "/api"}, "requires": {"provider_name": "a"}},
+    ]);
+    let mut w = World::new(two_providers(rules));
+    assert_eq!(status(&w.decide("GET", "/open/x?y=1", &[])), 200);
+    assert_eq!(reason(&w.decide("GET", "/nothing", &[])), Reason::NoRoute);
+    assert_eq!(reason(&w.decide("GET", "/admin", &[])), Reason::NoRoute, "method must match");
+    assert_eq!(reason(&w.decide("GET", "/api/x", &[])), Reason::Missing);
+    assert_eq!(reason(&w.decide("GET", "/api?x=/open", &[])), Reason::Missing, "the query is not the path");
+    let weak = access_token(json!({}));
+    assert_eq!(reason(&w.decide("POST", "/admin", &[("authorization", &bearer(&weak))])), Reason::Scope("admin".into()));
+    let strong = access_token(json!({"permissions": ["admin"]}));
+    assert_eq!(status(&w.decide("POST", "/admin", &[("authorization", &bearer(&strong))])), 200);
+    let scp = access_token(json!({"scope": null, "scp": ["admin"]}));
+    assert_eq!(status(&w.decide("POST", "/admin", &[("authorization", &bearer(&scp))])), 200);
+}
+
+#[test]
+fn requirement_forms() {
+    let rules = json!([
+        {"match": {"prefix": "/any"}, "requires": {"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}},
+        {"match": {"prefix": "/all"}, "requires": {"requires_all": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}},
+        {"match": {"prefix": "/missing"}, "requires": {"allow_missing": {}}},
+        {"match": {"prefix": "/failed"}, "requires": {"allow_missing_or_failed": {}}},
+        {"match": {"prefix": "/a-or-missing"}, "requires": {"requires_any": {"requirements": [{"provider_name": "a"}, {"allow_missing": {}}]}}},
+    ]);
+    let mut w = World::new(two_providers(rules));
+    let a = bearer(&access_token(json!({})));
+    let b = b_token();
+    let bad = bearer(&access_token(json!({"exp": NOW - 1000})));
+    assert_eq!(status(&w.decide("GET", "/any", &[("authorization", &a)])), 200);
+    assert_eq!(status(&w.decide("GET", "/any", &[("x-other", &b)])), 200);
+    assert_eq!(reason(&w.decide("GET", "/any", &[])), Reason::Missing);
+    assert_eq!(status(&w.decide("GET", "/all", &[("authorization", &a), ("x-other", &b)])), 200);
+    assert_eq!(reason(&w.decide("GET", "/all", &[("authorization", &a)])), Reason::Missing);
+    assert_eq!(reason(&w.decide("GET", "/all", &[("authorization", &bad), ("x-other", &b)])), Reason::Expired);
+    assert_eq!(status(&w.decide("GET", "/missing", &[])), 200);
+    assert_eq!(status(&w.decide("GET", "/missing", &[("authorization", &a)])), 200);
+    assert_eq!(reason(&w.decide("GET", "/missing", &[("authorization", &bad)])), Reason::Expired, "Envoy PR #15194");
+    assert_eq!(status(&w.decide("GET", "/failed", &[("authorization", &bad)])), 200);
+    assert_eq!(status(&w.decide("GET", "/failed", &[])), 200);
+    assert_eq!(status(&w.decide("GET", "/a-or-missing", &[])), 200);
+    assert_eq!(reason(&w.decide("GET", "/a-or-missing", &[("authorization", &bad)])), Reason::Expired);
+}
+
+#[test]
+fn mutations_strip_token_and_set_claims() {
+    let mut w = World::new(two_providers(Value::Null));
+    let a = access_token(json!({}));
+    match w.decide("GET", &format!("/x?access_token={a}&k=v"), &[]) {
+        Outcome::Allow { mutations, verified } => {
+            assert_eq!(mutations.path.as_deref(), Some("/x?k=v"));
+            assert!(mutations.remove_headers.contains(&"x-sub".to_string()));
+            assert!(mutations.remove_headers.contains(&"x-other-sub".to_string()));
+            assert!(mutations.remove_headers.contains(&"x-payload".to_string()));
+            assert!(mutations.set_headers.contains(&("x-sub".to_string(), "user-1".to_string())));
+            assert!(mutations.set_headers.contains(&("x-payload".to_string(), a.split('.').nth(1).unwrap().to_string())));
+            assert_eq!(verified.len(), 1);
+            assert_eq!(verified[0].0, "a");
+        }
+        other => panic!("{other:?}"),
+    }
+    match w.decide("GET", "/x", &[("authorization", &bearer(&a))]) {
+        Outcome::Allow { mutations, .. } => {
+            assert!(mutations.remove_headers.contains(&"authorization".to_string()));
+            assert_eq!(mutations.path, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    match w.decide("GET", "/x", &[("cookie", &format!("z=1; other={}", b_token()))]) {
+        Outcome::Allow { mutations, .. } => assert!(mutations.set_headers.contains(&("cookie".to_string(), "z=1".to_string()))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn forward_true_keeps_the_token() {
+    let mut w = World::new(config_with(json!({"forward": true}), json!({})));
+    match w.decide("GET", "/x", &[("authorization", &bearer(&access_token(json!({}))))]) {
+        Outcome::Allow { mutations, .. } => assert!(!mutations.remove_headers.contains(&"authorization".to_string())),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn key_states() {
+    let mut w = World::new(config_with(json!({}), json!({})));
+    let a = bearer(&access_token(json!({})));
+    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])), Outcome::WaitForKeys);
+    assert_eq!(reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))), Reason::KeysUnavailable);
+    // No token: no need to wait for keys.
+    assert_eq!(reason(&w.decide_with("GET", "/", &[], Some(vec![KeyState::Loading]))), Reason::Missing);
+    assert_eq!(status(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))), 503);
+}
+
+#[test]
+fn any_waits_only_if_nothing_succeeded() {
+    let mut w = World::new(two_providers(Value::Null));
+    let a = bearer(&access_token(json!({})));
+    let b = b_token();
+    let keys = w.keys.clone();
+    let states = vec![KeyState::Ready(&keys[0]), KeyState::Loading];
+    assert_eq!(status(&w.decide_with("GET", "/", &[("authorization", &a), ("x-other", &b)], Some(states))), 200);
+    let states = vec![KeyState::Loading, KeyState::Ready(&keys[1])];
+    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(states)), Outcome::WaitForKeys);
+}
+
+#[test]
+fn cache_serves_repeat_tokens_and_respects_exp_and_size() {
+    let mut w = World::new(config_with(json!({"jwt_cache_config": {"jwt_cache_size": 2}}), json!({})));
+    let a = bearer(&access_token(json!({})));
+    assert_eq!(status(&w.decide("GET", "/", &[("authorization", &a)])), 200);
+    assert_eq!(status(&w.decide("GET", "/", &[("authorization", &a)])), 200);
+    assert_eq!((w.caches[0].hits, w.caches[0].misses), (1, 1));
+    for i in 0..5 {
+        let t = bearer(&access_token(json!({"jti": format!("t{i}")})));
+        w.decide("GET", "/", &[("authorization", &t)]);
+    }
+    assert_eq!(w.caches[0].len(), 2, "bounded by jwt_cache_size");
+    // A cached token is still checked against exp.
+    let mut cache = TokenCache::new(10);
+    let v = crate::authenticator::Verified { exp: Some(NOW + 10), kid: None, iss: ISS.into(), sub: None, scopes: vec![],
+                                             claim_headers: vec![], payload_b64: String::new() };
+    cache.put(0, "t", v);
+    assert!(cache.get(0, "t", NOW, 0).is_some());
+    assert!(cache.get(0, "t", NOW + 10, 0).is_none());
+    assert!(cache.is_empty(), "expired entries are dropped");
+    let mut off = TokenCache::new(0);
+    off.put(0, "t", crate::authenticator::Verified { exp: None, kid: None, iss: ISS.into(), sub: None, scopes: vec![],
+                                                     claim_headers: vec![], payload_b64: String::new() });
+    assert!(off.get(0, "t", NOW, 0).is_none());
+}
+
+#[test]
+fn bad_requests_are_400() {
+    let mut w = World::new(config_with(json!({"from_params": ["access_token"]}), json!({})));
+    let a = access_token(json!({}));
+    let o = w.decide("GET", &format!("/?access_token={a}"), &[("authorization", &bearer(&a))]);
+    assert_eq!(status(&o), 400);
+    assert_eq!(status(&w.decide("GET", "/", &[("authorization", "Bearer ")])), 400);
+}

@@ -1,0 +1,105 @@
+use crate::config::{Extraction, HeaderSource};
+use crate::extractor::*;
+use crate::reason::Reason;
+
+fn default_ex() -> Extraction {
+    Extraction {
+        headers: vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }],
+        params: vec!["access_token".into()],
+        cookies: vec!["session".into()],
+    }
+}
+
+fn h(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+}
+
+fn run(path: &str, headers: &[(&str, &[u8])]) -> Result<Option<Found>, Reason> {
+    extract(&default_ex(), path, &h(headers))
+}
+
+fn token(path: &str, headers: &[(&str, &[u8])]) -> String {
+    run(path, headers).unwrap().unwrap().token
+}
+
+#[test]
+fn authorization_header() {
+    assert_eq!(token("/", &[("authorization", b"Bearer abc.def.ghi")]), "abc.def.ghi");
+    assert_eq!(token("/", &[("authorization", b"bearer abc")]), "abc", "scheme is case-insensitive");
+    assert_eq!(token("/", &[("authorization", b"BEARER abc==")]), "abc==");
+    let f = run("/", &[("authorization", b"Bearer abc")]).unwrap().unwrap();
+    assert_eq!(f.location, Location::Header("authorization".into()));
+}
+
+#[test]
+fn other_schemes_are_not_bearer_tokens() {
+    assert_eq!(run("/", &[("authorization", b"Basic dXNlcjpwdw==")]), Ok(None));
+    assert_eq!(run("/", &[("authorization", b"Bearerabc")]), Ok(None));
+    assert_eq!(run("/", &[]), Ok(None));
+}
+
+#[test]
+fn malformed_authorization_values_are_400() {
+    for v in [&b"Bearer "[..], b"Bearer", b"Bearer   ", b"bearer\t"] {
+        assert_eq!(run("/", &[("authorization", v)]), Err(Reason::InvalidRequest("the bearer token is empty")), "{v:?}");
+    }
+    for v in [&b"Bearer  abc"[..], b"Bearer abc def", b"Bearer abc\n", b"Bearer a\tb", b"Bearer abc "] {
+        assert!(matches!(run("/", &[("authorization", v)]), Err(Reason::InvalidRequest(_))), "{v:?}");
+    }
+    assert!(matches!(run("/", &[("authorization", b"Bearer \xff\xfe")]), Err(Reason::InvalidRequest(_))));
+}
+
+#[test]
+fn repeated_authorization_headers_are_400() {
+    let r = run("/", &[("authorization", b"Bearer a"), ("authorization", b"Bearer a")]);
+    assert!(matches!(r, Err(Reason::InvalidRequest(m)) if m.contains("repeats")));
+    // A Basic header next to a Bearer one is not a second token.
+    assert_eq!(token("/", &[("authorization", b"Basic x"), ("authorization", b"Bearer a")]), "a");
+}
+
+#[test]
+fn custom_header_without_prefix() {
+    let ex = Extraction { headers: vec![HeaderSource { name: "x-token".into(), value_prefix: None }], ..Extraction::default() };
+    assert_eq!(extract(&ex, "/", &h(&[("x-token", b"abc")])).unwrap().unwrap().token, "abc");
+    assert!(extract(&ex, "/", &h(&[("x-token", b"")])).is_err());
+}
+
+#[test]
+fn query_parameters_are_percent_decoded() {
+    assert_eq!(token("/x?a=1&access_token=ab%2Ecd", &[]), "ab.cd");
+    assert_eq!(token("/x?access_token=a+b", &[]), "a+b", "plus is not a space in RFC 3986");
+    assert_eq!(token("/x?acc%65ss_token=abc", &[]), "abc", "names are decoded too");
+    assert_eq!(run("/x?other=1", &[]), Ok(None));
+    assert!(matches!(run("/x?access_token=a&access_token=b", &[]), Err(Reason::InvalidRequest(_))));
+    assert!(matches!(run("/x?access_token=", &[]), Err(Reason::InvalidRequest(_))));
+    assert!(matches!(run("/x?access_token=%zz", &[]), Err(Reason::InvalidRequest(_))));
+    assert!(matches!(run("/x?access_token=%ff", &[]), Err(Reason::InvalidRequest(_))), "not UTF-8");
+}
+
+#[test]
+fn cookies_quoted_and_repeated() {
+    assert_eq!(token("/", &[("cookie", b"a=1; session=tok; b=2")]), "tok");
+    assert_eq!(token("/", &[("cookie", b"session=\"tok\"")]), "tok");
+    assert_eq!(token("/", &[("cookie", b"a=1"), ("cookie", b"session=tok")]), "tok");
+    assert_eq!(run("/", &[("cookie", b"sessionx=tok")]), Ok(None));
+    assert!(matches!(run("/", &[("cookie", b"session=a; session=b")]), Err(Reason::InvalidRequest(_))));
+    assert!(matches!(run("/", &[("cookie", b"session=a"), ("cookie", b"session=a")]), Err(Reason::InvalidRequest(_))));
+    assert!(matches!(run("/", &[("cookie", b"session=")]), Err(Reason::InvalidRequest(_))));
+}
+
+#[test]
+fn tokens_in_two_places_are_400() {
+    let r = run("/?access_token=a", &[("authorization", b"Bearer a")]);
+    assert!(matches!(r, Err(Reason::InvalidRequest(m)) if m.contains("more than one")));
+    let r = run("/", &[("authorization", b"Bearer a"), ("cookie", b"session=a")]);
+    assert!(matches!(r, Err(Reason::InvalidRequest(_))));
+}
+
+#[test]
+fn removal_helpers() {
+    assert_eq!(remove_query_param("/x?a=1&access_token=t&b=2", "access_token"), "/x?a=1&b=2");
+    assert_eq!(remove_query_param("/x?access_token=t", "access_token"), "/x");
+    assert_eq!(remove_query_param("/x", "access_token"), "/x");
+    assert_eq!(remove_cookie("a=1; session=t; b=2", "session").as_deref(), Some("a=1; b=2"));
+    assert_eq!(remove_cookie("session=t", "session"), None);
+}
