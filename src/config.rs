@@ -191,7 +191,10 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    pub issuer: String,
+    /// Always set from configuration (it is required there); `None` means "not checked", as in
+    /// jwt_authn, and is only used to run peer test vectors through the core.
+    pub issuer: Option<String>,
+    /// Never empty from configuration; empty means "any audience", as in jwt_authn.
     pub audiences: Vec<String>,
     pub keys: KeySource,
     pub extraction: Extraction,
@@ -462,7 +465,7 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
     }
     Ok(Provider {
         name,
-        issuer: rp.issuer,
+        issuer: Some(rp.issuer),
         audiences: rp.audiences,
         keys,
         extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies },

@@ -172,7 +172,7 @@ impl Plugin {
                     debug!(
                         "jwt-guard: allow provider={provider} kid={} iss={} sub={}",
                         v.kid.as_deref().unwrap_or("-"),
-                        v.iss,
+                        v.iss.as_deref().unwrap_or("-"),
                         v.sub.as_deref().unwrap_or("-")
                     );
                 }

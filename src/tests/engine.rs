@@ -229,14 +229,14 @@ fn cache_serves_repeat_tokens_and_respects_exp_and_size() {
     assert_eq!(w.caches[0].len(), 2, "bounded by jwt_cache_size");
     // A cached token is still checked against exp.
     let mut cache = TokenCache::new(10);
-    let v = crate::authenticator::Verified { exp: Some(NOW + 10), kid: None, iss: ISS.into(), sub: None, scopes: vec![],
+    let v = crate::authenticator::Verified { exp: Some(NOW + 10), kid: None, iss: Some(ISS.into()), sub: None, scopes: vec![],
                                              claim_headers: vec![], payload_b64: String::new() };
     cache.put(0, "t", v);
     assert!(cache.get(0, "t", NOW, 0).is_some());
     assert!(cache.get(0, "t", NOW + 10, 0).is_none());
     assert!(cache.is_empty(), "expired entries are dropped");
     let mut off = TokenCache::new(0);
-    off.put(0, "t", crate::authenticator::Verified { exp: None, kid: None, iss: ISS.into(), sub: None, scopes: vec![],
+    off.put(0, "t", crate::authenticator::Verified { exp: None, kid: None, iss: Some(ISS.into()), sub: None, scopes: vec![],
                                                      claim_headers: vec![], payload_b64: String::new() });
     assert!(off.get(0, "t", NOW, 0).is_none());
 }
