@@ -18,6 +18,8 @@ use crate::config::Config;
 const TICK: Duration = Duration::from_millis(200);
 
 proxy_wasm::main! {{
+    // Until configured, log everything; on_configure lowers this to the host's level so
+    // requests do not format debug lines Envoy would drop.
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None }) });
 }}
@@ -89,6 +91,9 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
+        if let Ok(level) = hostcalls::get_log_level() {
+            proxy_wasm::set_log_level(level);
+        }
         let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
             .ok()
             .flatten()
