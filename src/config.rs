@@ -38,6 +38,8 @@ pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_CACHE_DURATION_MS: u64 = 600_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_JWT_CACHE_SIZE: usize = 1000;
+pub const DEFAULT_STALE_IF_ERROR_MS: u64 = 24 * 3600 * 1000;
+pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL_MS: u64 = 30_000;
 pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 pub const DEFAULT_ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
 /// Asymmetric algorithms only: HS* needs a shared secret and is opt-in.
@@ -74,6 +76,8 @@ struct RawProvider {
     remote_jwks: Option<RawRemoteJwks>,
     #[serde(default)]
     local_jwks: Option<RawDataSource>,
+    #[serde(default)]
+    discovery: Option<RawRemoteJwks>,
     #[serde(default)]
     from_headers: Option<Vec<RawHeader>>,
     #[serde(default)]
@@ -114,6 +118,10 @@ struct RawRemoteJwks {
     http_uri: RawHttpUri,
     #[serde(default)]
     cache_duration: Option<String>,
+    #[serde(default)]
+    stale_if_error: Option<String>,
+    #[serde(default)]
+    unknown_kid_refetch_interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -222,13 +230,20 @@ pub enum KeySource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteJwks {
+    /// The JWKS URL, or with `discovery` the OpenID configuration URL.
     pub uri: String,
+    /// `uri` is an OIDC discovery document whose `jwks_uri` names the JWKS.
+    pub discovery: bool,
     pub cluster: String,
     /// `:authority` and `:path` for the dispatch call, taken from `uri`.
     pub authority: String,
     pub path: String,
     pub timeout_ms: u64,
     pub cache_duration_ms: u64,
+    /// How long keys that cannot be refreshed are still trusted.
+    pub stale_if_error_ms: u64,
+    /// At most one refetch for an unknown `kid` per this interval.
+    pub unknown_kid_refetch_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -366,20 +381,26 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         }
     };
     let uses_hmac = algorithms.iter().any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let keys = match (rp.remote_jwks, rp.local_jwks) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(err(field, "exactly one of remote_jwks and local_jwks is required"));
-        }
-        (Some(remote), None) => {
+    let keys = match (rp.remote_jwks, rp.local_jwks, rp.discovery) {
+        (Some(remote), None, None) => {
             if uses_hmac {
                 return Err(err(
                     format!("{field}.algorithms"),
                     "HS256/HS384/HS512 need a shared secret: use local_jwks with an `oct` key, never remote_jwks",
                 ));
             }
-            KeySource::Remote(compile_remote(&format!("{field}.remote_jwks"), remote)?)
+            KeySource::Remote(compile_remote(&format!("{field}.remote_jwks"), remote, false)?)
         }
-        (None, Some(local)) => {
+        (None, None, Some(discovery)) => {
+            if uses_hmac {
+                return Err(err(
+                    format!("{field}.algorithms"),
+                    "HS256/HS384/HS512 need a shared secret: use local_jwks with an `oct` key, never discovery",
+                ));
+            }
+            KeySource::Remote(compile_remote(&format!("{field}.discovery"), discovery, true)?)
+        }
+        (None, Some(local), None) => {
             let f = format!("{field}.local_jwks.inline_string");
             let set = KeySet::parse(local.inline_string.as_bytes()).map_err(|e| err(&f, e.to_string()))?;
             if set.is_empty() {
@@ -390,6 +411,7 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
             }
             KeySource::Local(set)
         }
+        _ => return Err(err(field, "exactly one of remote_jwks, local_jwks and discovery is required")),
     };
     let headers = match rp.from_headers {
         None => vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }],
@@ -504,7 +526,7 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     }
 }
 
-fn compile_remote(field: &str, raw: RawRemoteJwks) -> Result<RemoteJwks, ConfigError> {
+fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<RemoteJwks, ConfigError> {
     let uri = raw.http_uri.uri;
     let cluster = match raw.http_uri.cluster {
         Some(c) if !c.is_empty() => c,
@@ -535,13 +557,27 @@ fn compile_remote(field: &str, raw: RawRemoteJwks) -> Result<RemoteJwks, ConfigE
     if cache_duration_ms < 1000 {
         return Err(err(format!("{field}.cache_duration"), "must be at least 1s"));
     }
+    let stale_if_error_ms = match raw.stale_if_error {
+        None => DEFAULT_STALE_IF_ERROR_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.stale_if_error"), m))?,
+    };
+    let unknown_kid_refetch_interval_ms = match raw.unknown_kid_refetch_interval {
+        None => DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.unknown_kid_refetch_interval"), m))?,
+    };
+    if unknown_kid_refetch_interval_ms < 1000 {
+        return Err(err(format!("{field}.unknown_kid_refetch_interval"), "must be at least 1s: refetches are rate-limited"));
+    }
     Ok(RemoteJwks {
         authority: authority.to_string(),
         path: path.to_string(),
         uri,
+        discovery,
         cluster,
         timeout_ms,
         cache_duration_ms,
+        stale_if_error_ms,
+        unknown_kid_refetch_interval_ms,
     })
 }
 

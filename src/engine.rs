@@ -11,10 +11,21 @@ use crate::matcher::find_rule;
 use crate::reason::Reason;
 use crate::response::{for_reason, Response};
 
+/// Whether a token with an unknown `kid` may wait for a refetch of the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KidRefetch {
+    /// The rate limit allows one: ask for it and wait.
+    Allowed,
+    /// One is asked for or under way: wait for it.
+    Pending,
+    /// One ran recently (or keys are local): the kid is unknown, full stop.
+    Exhausted,
+}
+
 /// A provider's keys as the request sees them.
 #[derive(Debug, Clone, Copy)]
 pub enum KeyState<'a> {
-    Ready(&'a KeySet),
+    Ready(&'a KeySet, KidRefetch),
     /// Not loaded yet, fetch under way: the request waits.
     Loading,
     /// Never loaded and the wait is over: 503.
@@ -48,8 +59,10 @@ pub struct Denial {
 pub enum Outcome {
     Allow { mutations: Mutations, verified: Vec<(String, Verified)> },
     Deny(Denial),
-    /// Keys this request needs are still loading: pause it and decide again when they land.
-    WaitForKeys,
+    /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
+    /// pause it and decide again when they land. `refetch` lists the providers whose keys
+    /// should be refetched because of this request.
+    WaitForKeys { refetch: Vec<usize> },
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +91,7 @@ struct Evaluation<'e, 'r, 'k> {
     caches: &'r mut [TokenCache],
     found: Vec<Option<Found>>,
     outcomes: Vec<Option<ProviderOutcome>>,
+    refetch: Vec<usize>,
 }
 
 impl Engine {
@@ -125,9 +139,10 @@ impl Engine {
             caches,
             found: vec![None; n],
             outcomes: vec![None; n],
+            refetch: Vec::new(),
         };
         match ev.eval(requirement) {
-            Eval::Wait => Outcome::WaitForKeys,
+            Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch },
             Eval::Fail(reason, p) => self.deny(reason, p),
             Eval::Ok => {
                 let verified: Vec<(usize, Verified)> = ev
@@ -253,7 +268,7 @@ impl Evaluation<'_, '_, '_> {
                 let o = match self.keys[i] {
                     KeyState::Loading => ProviderOutcome::Wait,
                     KeyState::Unavailable => ProviderOutcome::Failed(Reason::KeysUnavailable),
-                    KeyState::Ready(keys) => {
+                    KeyState::Ready(keys, kid_refetch) => {
                         let cache = &mut self.caches[i];
                         match cache.get(i, &found.token, self.now, provider.clock_skew_seconds) {
                             Some(v) => ProviderOutcome::Verified(v),
@@ -262,6 +277,15 @@ impl Evaluation<'_, '_, '_> {
                                     cache.put(i, &found.token, v.clone());
                                     ProviderOutcome::Verified(v)
                                 }
+                                // The issuer may have rotated keys since we fetched them.
+                                Err(Reason::UnknownKid) => match kid_refetch {
+                                    KidRefetch::Allowed => {
+                                        self.refetch.push(i);
+                                        ProviderOutcome::Wait
+                                    }
+                                    KidRefetch::Pending => ProviderOutcome::Wait,
+                                    KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
+                                },
                                 Err(r) => ProviderOutcome::Failed(r),
                             },
                         }

@@ -1,9 +1,19 @@
-//! One provider's keys over time: when to fetch, what a fetch result does to the keys, and
-//! what requests see meanwhile. Pure state machine: the shell feeds it the clock and the
-//! fetch results, and carries out the fetches it asks for.
+//! One provider's keys over time, coordinated across all of Envoy's VMs.
+//!
+//! Envoy runs one wasm VM per worker thread. They share one record per JWKS URI (proxy-wasm
+//! shared data, written with compare-and-swap): the generation of the last good JWKS, when it
+//! was fetched, when the next fetch is due, the failure count, a fetch lease, and the time of
+//! the last unknown-`kid` refetch. The raw JWKS body is stored beside it. The VM that wins the
+//! lease fetches; every VM parses each new generation once.
+//!
+//! Everything here is pure: the shell reads and writes the shared record and carries out the
+//! fetches this module asks for.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::config::{KeySource, Provider, RemoteJwks};
-use crate::engine::KeyState;
+use crate::engine::{KeyState, KidRefetch};
 use crate::jwks::KeySet;
 
 /// Bodies larger than this are refused without parsing.
@@ -11,17 +21,53 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 const RETRY_MIN_MS: u64 = 1_000;
 const RETRY_MAX_MS: u64 = 60_000;
 
-#[derive(Debug)]
-pub struct KeySlot {
-    remote: Option<RemoteJwks>,
-    keys: Option<KeySet>,
-    /// Bumped whenever `keys` is replaced; caches keyed on keys compare it.
+/// The record all VMs share for one JWKS URI.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedState {
+    /// Generation of the JWKS body stored beside this record; 0 = none yet.
     pub generation: u64,
-    /// Until then, requests for a never-loaded provider wait instead of getting 503.
-    wait_deadline_ms: u64,
-    next_fetch_ms: u64,
-    in_flight: Option<(u32, u64)>,
-    failures: u32,
+    /// When that body was fetched (for `stale_if_error`).
+    pub fetched_ms: u64,
+    /// When the next fetch is due (refresh, retry, or an unknown-kid refetch).
+    pub next_fetch_ms: u64,
+    pub failures: u32,
+    /// A fetch is under way until this time (a VM that dies mid-fetch cannot block others).
+    pub lease_until_ms: u64,
+    pub lease_owner: u64,
+    /// When the last unknown-kid refetch was asked for (rate limit).
+    pub kid_refetch_ms: u64,
+    /// When the last fetch attempt ended, successful or not.
+    pub attempt_done_ms: u64,
+}
+
+impl SharedState {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<SharedState> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    fn leased(&self, now_ms: u64) -> bool {
+        self.lease_until_ms > now_ms
+    }
+}
+
+/// The stored body: its generation and fetch time travel with it, so a reader never pairs a
+/// body with the wrong record.
+pub fn encode_body(generation: u64, fetched_ms: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(&fetched_ms.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn decode_body(bytes: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let generation = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let fetched = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+    Some((generation, fetched, &bytes[16..]))
 }
 
 /// A fetch the shell should start now.
@@ -33,118 +79,300 @@ pub struct FetchRequest {
     pub timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Discovery,
+    Jwks,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchOutcome {
-    /// New keys are in use: their count, and the keys skipped as unusable.
-    Updated { keys: usize, skipped: Vec<String> },
-    /// The fetch failed; old keys (if any) stay. The text is for the log.
+struct InFlight {
+    token: u32,
+    deadline_ms: u64,
+    stage: Stage,
+}
+
+/// What a fetch response means for this VM's fetch.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The discovery document checked out: fetch its `jwks_uri` next (same lease).
+    Next(FetchRequest),
+    /// A JWKS that parses: store it for every VM. Carries the raw body and the key set.
+    Fetched { body: Vec<u8>, keys: KeySet },
+    /// This fetch failed; the text is for the log (never the body).
     Failed(String),
 }
 
+#[derive(Debug)]
+pub struct KeySlot {
+    remote: Option<RemoteJwks>,
+    keys: Option<KeySet>,
+    /// Generation of `keys` (local keys: 1).
+    pub generation: u64,
+    fetched_ms: u64,
+    /// Until then, requests for a never-loaded provider wait instead of getting 503.
+    wait_deadline_ms: u64,
+    /// The shared record as last read.
+    view: SharedState,
+    in_flight: Option<InFlight>,
+    /// Identifies this VM in the lease.
+    owner: u64,
+}
+
 impl KeySlot {
-    pub fn new(provider: &Provider, now_ms: u64) -> KeySlot {
+    pub fn new(provider: &Provider, now_ms: u64, owner: u64) -> KeySlot {
         match &provider.keys {
             KeySource::Local(set) => KeySlot {
                 remote: None,
                 keys: Some(set.clone()),
                 generation: 1,
+                fetched_ms: now_ms,
                 wait_deadline_ms: now_ms,
-                next_fetch_ms: u64::MAX,
+                view: SharedState::default(),
                 in_flight: None,
-                failures: 0,
+                owner,
             },
-            KeySource::Remote(r) => KeySlot {
-                wait_deadline_ms: now_ms.saturating_add(r.timeout_ms),
-                remote: Some(r.clone()),
-                keys: None,
-                generation: 0,
-                next_fetch_ms: now_ms,
-                in_flight: None,
-                failures: 0,
-            },
+            KeySource::Remote(r) => {
+                let stages = if r.discovery { 2 } else { 1 };
+                KeySlot {
+                    wait_deadline_ms: now_ms.saturating_add(r.timeout_ms.saturating_mul(stages)),
+                    remote: Some(r.clone()),
+                    keys: None,
+                    generation: 0,
+                    fetched_ms: 0,
+                    view: SharedState::default(),
+                    in_flight: None,
+                    owner,
+                }
+            }
         }
     }
 
-    pub fn state(&self, now_ms: u64) -> KeyState<'_> {
-        match &self.keys {
-            Some(k) => KeyState::Ready(k),
-            None if now_ms < self.wait_deadline_ms => KeyState::Loading,
-            None => KeyState::Unavailable,
-        }
+    pub fn remote(&self) -> Option<&RemoteJwks> {
+        self.remote.as_ref()
     }
 
     pub fn is_loaded(&self) -> bool {
         self.keys.is_some()
     }
 
-    /// A fetch to start now, if one is due and none is under way.
-    pub fn poll(&mut self, now_ms: u64) -> Option<FetchRequest> {
+    /// What requests see now.
+    pub fn state(&self, now_ms: u64) -> KeyState<'_> {
+        let Some(remote) = &self.remote else {
+            return match &self.keys {
+                Some(k) => KeyState::Ready(k, KidRefetch::Exhausted),
+                None => KeyState::Unavailable,
+            };
+        };
+        match &self.keys {
+            Some(_) if now_ms.saturating_sub(self.fetched_ms) > remote.stale_if_error_ms => KeyState::Unavailable,
+            Some(k) => KeyState::Ready(k, self.kid_refetch(now_ms, remote)),
+            None if now_ms < self.wait_deadline_ms => KeyState::Loading,
+            None => KeyState::Unavailable,
+        }
+    }
+
+    fn kid_refetch(&self, now_ms: u64, remote: &RemoteJwks) -> KidRefetch {
+        let v = &self.view;
+        let asked = v.kid_refetch_ms > 0;
+        if v.leased(now_ms) || self.in_flight.is_some() || (asked && v.kid_refetch_ms > v.attempt_done_ms) {
+            // A fetch is under way, or an unknown-kid refetch was asked for and has not run yet.
+            KidRefetch::Pending
+        } else if !asked || now_ms.saturating_sub(v.kid_refetch_ms) >= remote.unknown_kid_refetch_interval_ms {
+            KidRefetch::Allowed
+        } else {
+            KidRefetch::Exhausted
+        }
+    }
+
+    /// Takes in the shared record just read. Returns true when it holds a newer generation
+    /// than ours, so the shell should read the body and `adopt` it.
+    pub fn observe(&mut self, shared: &SharedState) -> bool {
+        self.view = shared.clone();
+        self.remote.is_some() && shared.generation > self.generation
+    }
+
+    /// Parses a stored body of a newer generation. Parsed once per generation per VM.
+    pub fn adopt(&mut self, stored: &[u8]) -> Result<usize, String> {
+        let (generation, fetched_ms, body) = decode_body(stored).ok_or("stored JWKS record is corrupt")?;
+        if generation <= self.generation {
+            return Ok(self.keys.as_ref().map_or(0, KeySet::len));
+        }
+        let keys = KeySet::parse(body).map_err(|e| e.to_string())?;
+        let n = keys.len();
+        self.keys = Some(keys);
+        self.generation = generation;
+        self.fetched_ms = fetched_ms;
+        Ok(n)
+    }
+
+    /// The record to CAS-write to take the fetch lease, if a fetch is due and nobody holds it.
+    pub fn claim(&self, now_ms: u64) -> Option<SharedState> {
         let remote = self.remote.as_ref()?;
-        if self.in_flight.is_some() || now_ms < self.next_fetch_ms {
+        let v = &self.view;
+        if self.in_flight.is_some() || v.leased(now_ms) || now_ms < v.next_fetch_ms {
             return None;
         }
-        Some(FetchRequest {
-            cluster: remote.cluster.clone(),
-            authority: remote.authority.clone(),
-            path: remote.path.clone(),
-            timeout_ms: remote.timeout_ms,
-        })
+        let stages = if remote.discovery { 2 } else { 1 };
+        let mut next = v.clone();
+        next.lease_until_ms = now_ms.saturating_add(remote.timeout_ms.saturating_mul(stages)).saturating_add(1000);
+        next.lease_owner = self.owner;
+        Some(next)
     }
 
-    /// The shell started the fetch `poll` asked for; `token` identifies its response.
+    /// The record to CAS-write to ask for an unknown-kid refetch, if the rate limit allows.
+    pub fn request_kid_refetch(&self, now_ms: u64) -> Option<SharedState> {
+        let remote = self.remote.as_ref()?;
+        if self.kid_refetch(now_ms, remote) != KidRefetch::Allowed {
+            return None;
+        }
+        let mut next = self.view.clone();
+        next.kid_refetch_ms = now_ms;
+        next.next_fetch_ms = now_ms;
+        Some(next)
+    }
+
+    /// The first request of the fetch this VM just won the lease for.
+    pub fn begin(&self) -> Option<FetchRequest> {
+        let r = self.remote.as_ref()?;
+        Some(FetchRequest { cluster: r.cluster.clone(), authority: r.authority.clone(), path: r.path.clone(), timeout_ms: r.timeout_ms })
+    }
+
+    /// The shell dispatched `begin()` (or a `Step::Next`) as call `token`.
     pub fn started(&mut self, token: u32, now_ms: u64) {
-        let timeout = self.remote.as_ref().map_or(0, |r| r.timeout_ms);
-        self.in_flight = Some((token, now_ms.saturating_add(timeout)));
-    }
-
-    /// The shell could not even start the fetch (unknown cluster, host refusal).
-    pub fn start_failed(&mut self, now_ms: u64, why: &str) -> FetchOutcome {
-        self.fail(now_ms, format!("dispatch failed: {why}"))
+        let Some(r) = &self.remote else { return };
+        let stage = match &self.in_flight {
+            Some(f) if f.stage == Stage::Discovery => Stage::Jwks,
+            None if r.discovery => Stage::Discovery,
+            _ => Stage::Jwks,
+        };
+        self.in_flight = Some(InFlight { token, deadline_ms: now_ms.saturating_add(r.timeout_ms), stage });
     }
 
     pub fn owns(&self, token: u32) -> bool {
-        self.in_flight.is_some_and(|(t, _)| t == token)
+        self.in_flight.as_ref().is_some_and(|f| f.token == token)
     }
 
-    /// Our own deadline: a fetch Envoy never answers must not block the provider forever.
-    pub fn check_deadline(&mut self, now_ms: u64) -> Option<FetchOutcome> {
-        match self.in_flight {
-            Some((_, deadline)) if now_ms >= deadline => Some(self.fail(now_ms, "timed out".to_string())),
+    pub fn fetching(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Our own deadline: a fetch Envoy never answers must not hold the lease forever.
+    pub fn check_deadline(&mut self, now_ms: u64) -> Option<String> {
+        match &self.in_flight {
+            Some(f) if now_ms >= f.deadline_ms => {
+                self.in_flight = None;
+                Some("timed out".to_string())
+            }
             _ => None,
         }
     }
 
-    /// Applies a fetch response. `status` is `:status`; `None` means no response at all.
-    pub fn on_response(&mut self, now_ms: u64, status: Option<u32>, body: Option<&[u8]>) -> FetchOutcome {
-        self.in_flight = None;
+    /// Judges a response to this VM's fetch. `status` is `:status`; `None` means none came.
+    pub fn on_response(&mut self, status: Option<u32>, body: Option<&[u8]>, issuer: Option<&str>) -> Step {
+        let Some(flight) = self.in_flight.take() else {
+            return Step::Failed("no fetch under way".to_string());
+        };
         let Some(status) = status else {
-            return self.fail(now_ms, "no response (connection failure or upstream reset)".to_string());
+            return Step::Failed("no response (connection failure or upstream reset)".to_string());
         };
         let size = body.map_or(0, <[u8]>::len);
         if !(200..300).contains(&status) {
-            return self.fail(now_ms, format!("status {status}, body {size} bytes"));
+            return Step::Failed(format!("status {status}, body {size} bytes"));
         }
         if size > MAX_JWKS_BYTES {
-            return self.fail(now_ms, format!("body of {size} bytes exceeds {MAX_JWKS_BYTES}"));
+            return Step::Failed(format!("status {status}, body of {size} bytes exceeds {MAX_JWKS_BYTES}"));
         }
-        match KeySet::parse(body.unwrap_or(&[])) {
-            Ok(set) => {
-                let outcome = FetchOutcome::Updated { keys: set.len(), skipped: set.skipped.clone() };
-                self.keys = Some(set);
-                self.generation += 1;
-                self.failures = 0;
-                self.next_fetch_ms = now_ms.saturating_add(self.remote.as_ref().map_or(u64::MAX, |r| r.cache_duration_ms));
-                outcome
-            }
-            Err(e) => self.fail(now_ms, format!("status {status}, body {size} bytes: {e}")),
+        let body = body.unwrap_or(&[]);
+        match flight.stage {
+            Stage::Jwks => match KeySet::parse(body) {
+                Ok(keys) => Step::Fetched { body: body.to_vec(), keys },
+                Err(e) => Step::Failed(format!("status {status}, body {size} bytes: {e}")),
+            },
+            Stage::Discovery => match self.discovered(body, issuer) {
+                Ok(req) => {
+                    // Keep the stage so `started` moves on to the JWKS.
+                    self.in_flight = Some(InFlight { token: 0, ..flight });
+                    Step::Next(req)
+                }
+                Err(e) => Step::Failed(format!("discovery document (status {status}, body {size} bytes): {e}")),
+            },
         }
     }
 
-    fn fail(&mut self, now_ms: u64, why: String) -> FetchOutcome {
-        self.in_flight = None;
-        self.failures = self.failures.saturating_add(1);
-        let backoff = RETRY_MIN_MS.saturating_mul(1u64 << self.failures.saturating_sub(1).min(6)).min(RETRY_MAX_MS);
-        self.next_fetch_ms = now_ms.saturating_add(backoff);
-        FetchOutcome::Failed(why)
+    /// OIDC Discovery §4.3: the document's `issuer` must be ours; its `jwks_uri` must be on
+    /// the same host, since it is fetched through the same cluster.
+    fn discovered(&self, body: &[u8], issuer: Option<&str>) -> Result<FetchRequest, String> {
+        let r = self.remote.as_ref().ok_or("no remote")?;
+        let doc: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
+        let doc_issuer = doc.get("issuer").and_then(Value::as_str).ok_or("no `issuer`")?;
+        if Some(doc_issuer) != issuer {
+            return Err(format!("issuer {doc_issuer:?} is not the configured issuer {:?}", issuer.unwrap_or("")));
+        }
+        let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or("no `jwks_uri`")?;
+        let rest = jwks_uri
+            .strip_prefix("https://")
+            .or_else(|| jwks_uri.strip_prefix("http://"))
+            .ok_or("`jwks_uri` is not an http(s) URL")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if !authority.eq_ignore_ascii_case(&r.authority) {
+            return Err(format!("`jwks_uri` host {authority:?} is not the discovery host {:?}", r.authority));
+        }
+        if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+            return Err("`jwks_uri` has an invalid path".to_string());
+        }
+        Ok(FetchRequest { cluster: r.cluster.clone(), authority: r.authority.clone(), path: path.to_string(), timeout_ms: r.timeout_ms })
     }
+
+    /// Takes in keys this VM fetched (it will also store them for the others).
+    pub fn install(&mut self, keys: KeySet, generation: u64, fetched_ms: u64) {
+        self.keys = Some(keys);
+        self.generation = generation;
+        self.fetched_ms = fetched_ms;
+    }
+
+    /// The shared record with this VM's lease handed back and the fetch due at once, if this
+    /// VM holds the lease.
+    pub fn release(&mut self, now_ms: u64, shared: &SharedState) -> Option<SharedState> {
+        self.in_flight = None;
+        if shared.lease_owner != self.owner || !shared.leased(now_ms) {
+            return None;
+        }
+        let mut next = shared.clone();
+        next.lease_until_ms = 0;
+        next.next_fetch_ms = now_ms;
+        Some(next)
+    }
+
+    /// The shared record after this VM's fetch ended: `success` is the new generation's
+    /// number. `jitter` is a random number; retries back off from 1 s doubling to 60 s.
+    pub fn complete(&self, now_ms: u64, shared: &SharedState, success: Option<u64>, jitter: u64) -> SharedState {
+        let mut next = shared.clone();
+        next.lease_until_ms = 0;
+        next.attempt_done_ms = now_ms;
+        let refresh = self.remote.as_ref().map_or(u64::MAX, |r| r.cache_duration_ms);
+        match success {
+            Some(generation) => {
+                next.generation = generation;
+                next.fetched_ms = now_ms;
+                next.failures = 0;
+                next.next_fetch_ms = now_ms.saturating_add(refresh);
+            }
+            None => {
+                next.failures = next.failures.saturating_add(1);
+                next.next_fetch_ms = now_ms.saturating_add(backoff_ms(next.failures, jitter));
+            }
+        }
+        next
+    }
+}
+
+/// 1 s, 2 s, 4 s ... capped at 60 s, each drawn from [base/2, base] ("equal jitter") so VMs
+/// and Envoys that failed together do not retry together.
+pub fn backoff_ms(failures: u32, jitter: u64) -> u64 {
+    let base = RETRY_MIN_MS.saturating_mul(1u64 << failures.saturating_sub(1).min(6)).min(RETRY_MAX_MS);
+    base / 2 + jitter % (base / 2 + 1)
 }

@@ -4,8 +4,14 @@
 pub trait Host {
     /// Milliseconds since the Unix epoch, from the proxy's clock.
     fn now_ms(&self) -> u64;
+    /// A random number (for backoff jitter and lease owner ids); need not be cryptographic.
+    fn random(&mut self) -> u64;
     /// Starts `GET authority+path` on `cluster`; returns the call's token.
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String>;
+    /// Shared data, visible to every VM of this plugin in the process: the value and its CAS.
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes shared data if `cas` still matches (always, for `None`); false on a mismatch.
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
     /// Makes `context_id` the HTTP context later calls act on. False if it no longer exists.
     fn set_effective_context(&mut self, context_id: u32) -> bool;
     /// All request headers (pseudo-headers included), lower-case names, raw value bytes.

@@ -1,12 +1,15 @@
-//! Per-VM plugin state and its lifecycle: start fetches, decide requests, park requests whose
-//! keys are loading, and decide them again when the keys land or the wait is over.
+//! Per-VM plugin state and its lifecycle: keep each provider's keys in step with the shared
+//! record (adopt new generations, take the fetch lease when a fetch is due, publish results),
+//! decide requests, park those whose keys are loading or being refetched, and decide them
+//! again as things change.
 
 use log::{debug, info, warn};
 
 use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::engine::{Engine, KeyState, Outcome, Request};
-use crate::jwks_cache::{FetchOutcome, KeySlot};
+use crate::jwks::KeySet;
+use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step};
 use crate::reason::Reason;
 
 use super::host::Host;
@@ -14,6 +17,8 @@ use super::host::Host;
 /// At most this many requests wait for keys per VM; more get 503 at once, so a flood
 /// during an IdP outage cannot grow memory without bound.
 pub const MAX_PENDING: usize = 1024;
+/// CAS retries when publishing a fetch result races another VM's write.
+const CAS_ATTEMPTS: usize = 8;
 
 /// What the HTTP context returns to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +30,7 @@ pub enum Action {
 enum Applied {
     Continued,
     Responded,
-    Waiting,
+    Waiting(Vec<usize>),
 }
 
 pub struct Plugin {
@@ -35,9 +40,18 @@ pub struct Plugin {
     pending: Vec<u32>,
 }
 
+/// Shared-data keys, per JWKS URI: providers with the same URI share one fetch.
+fn state_key(uri: &str) -> String {
+    format!("jwt-guard/v1/{uri}/state")
+}
+
+fn body_key(uri: &str) -> String {
+    format!("jwt-guard/v1/{uri}/jwks")
+}
+
 impl Plugin {
-    pub fn new(config: Config, now_ms: u64) -> Plugin {
-        let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms)).collect();
+    pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
+        let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
         Plugin { engine, slots, caches, pending: Vec::new() }
@@ -47,60 +61,164 @@ impl Plugin {
         self.pending.len()
     }
 
-    /// Starts due fetches, enforces fetch deadlines, and settles waiting requests whose
-    /// wait is over. Called at start and on every tick.
+    /// Brings every provider in step with the shared record and starts fetches that are due,
+    /// then decides waiting requests again. Called at start and on every tick.
     pub fn on_tick(&mut self, host: &mut impl Host) {
-        let now = host.now_ms();
         for i in 0..self.slots.len() {
-            if let Some(outcome) = self.slots[i].check_deadline(now) {
-                self.log_fetch(i, &outcome);
-            }
-            if let Some(req) = self.slots[i].poll(now) {
-                match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
-                    Ok(token) => self.slots[i].started(token, now),
-                    Err(e) => {
-                        let outcome = self.slots[i].start_failed(now, &e);
-                        self.log_fetch(i, &outcome);
-                    }
-                }
-            }
+            self.step_provider(host, i);
         }
         if !self.pending.is_empty() {
             self.retry_pending(host);
         }
     }
 
+    fn step_provider(&mut self, host: &mut impl Host, i: usize) {
+        let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
+        let now = host.now_ms();
+        let key = state_key(&uri);
+        let (bytes, cas) = host.get_shared(&key);
+        let (shared, cas) = match bytes.as_deref().and_then(SharedState::decode) {
+            Some(s) => (s, cas),
+            None => {
+                // First VM up (Envoy configures the main-thread VM before workers start).
+                let fresh = SharedState::default();
+                host.set_shared(&key, &fresh.encode(), None);
+                let (_, cas) = host.get_shared(&key);
+                (fresh, cas)
+            }
+        };
+        if self.slots[i].observe(&shared) {
+            self.adopt(host, i, &uri);
+        }
+        if let Some(why) = self.slots[i].check_deadline(now) {
+            self.publish(host, i, Err(why));
+            return;
+        }
+        let Some(claimed) = self.slots[i].claim(now) else { return };
+        if !host.set_shared(&key, &claimed.encode(), cas) {
+            return; // another VM took the lease first
+        }
+        self.slots[i].observe(&claimed);
+        if let Some(req) = self.slots[i].begin() {
+            match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
+                Ok(token) => self.slots[i].started(token, now),
+                Err(e) => self.publish(host, i, Err(format!("dispatch failed: {e}"))),
+            }
+        }
+    }
+
+    /// Parses the newer generation another VM stored.
+    fn adopt(&mut self, host: &mut impl Host, i: usize, uri: &str) {
+        let (stored, _) = host.get_shared(&body_key(uri));
+        let Some(stored) = stored else { return };
+        let name = &self.engine.config.providers[i].name;
+        match self.slots[i].adopt(&stored) {
+            Ok(n) => {
+                self.caches[i].clear_provider(i);
+                debug!("jwt-guard: provider {name} took {n} keys (generation {}) from shared data", self.slots[i].generation);
+            }
+            Err(e) => warn!("jwt-guard: provider {name} could not use shared keys: {e}"),
+        }
+    }
+
+    /// Ends this VM's fetch: stores a good JWKS for every VM and updates the shared record.
+    fn publish(&mut self, host: &mut impl Host, i: usize, result: Result<(Vec<u8>, KeySet), String>) {
+        let Some(remote) = self.slots[i].remote().cloned() else { return };
+        let now = host.now_ms();
+        let jitter = host.random();
+        let key = state_key(&remote.uri);
+        let name = self.engine.config.providers[i].name.clone();
+        for _ in 0..CAS_ATTEMPTS {
+            let (bytes, cas) = host.get_shared(&key);
+            let shared = bytes.as_deref().and_then(SharedState::decode).unwrap_or_default();
+            let generation = result.as_ref().ok().map(|_| shared.generation.max(self.slots[i].generation) + 1);
+            if let (Ok((body, _)), Some(g)) = (&result, generation) {
+                host.set_shared(&body_key(&remote.uri), &encode_body(g, now, body), None);
+            }
+            let next = self.slots[i].complete(now, &shared, generation, jitter);
+            if !host.set_shared(&key, &next.encode(), cas) {
+                continue;
+            }
+            self.slots[i].observe(&next);
+            match (&result, generation) {
+                (Ok((_, keys)), Some(g)) => {
+                    info!("jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})", keys.len(), remote.cluster);
+                    for s in &keys.skipped {
+                        warn!("jwt-guard: provider {name} skipped JWKS {s}");
+                    }
+                    self.slots[i].install(keys.clone(), g, now);
+                    self.caches[i].clear_provider(i);
+                }
+                _ => {
+                    let why = result.as_ref().err().map_or("", String::as_str);
+                    let keep = if self.slots[i].is_loaded() { "keeping the previous keys" } else { "no keys yet" };
+                    warn!(
+                        "jwt-guard: provider {name} JWKS fetch via cluster {} failed: {why}; {keep}; retry in {} ms",
+                        remote.cluster,
+                        next.next_fetch_ms.saturating_sub(now)
+                    );
+                }
+            }
+            return;
+        }
+        warn!("jwt-guard: provider {name} could not publish its fetch result (shared data contention)");
+    }
+
     /// A dispatched fetch answered. `status` is `None` when there was no response.
     pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, status: Option<u32>, body: Option<Vec<u8>>) {
-        let now = host.now_ms();
         let Some(i) = self.slots.iter().position(|s| s.owns(token)) else {
-            debug!("jwt-guard: ignoring response to superseded fetch {token}");
+            debug!("jwt-guard: ignoring the response to superseded fetch {token}");
             return;
         };
-        let outcome = self.slots[i].on_response(now, status, body.as_deref());
-        if let FetchOutcome::Updated { .. } = outcome {
-            self.caches[i].clear_provider(i);
+        let issuer = self.engine.config.providers[i].issuer.clone();
+        match self.slots[i].on_response(status, body.as_deref(), issuer.as_deref()) {
+            Step::Next(req) => match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
+                Ok(t) => {
+                    let now = host.now_ms();
+                    self.slots[i].started(t, now);
+                }
+                Err(e) => self.publish(host, i, Err(format!("dispatch failed: {e}"))),
+            },
+            Step::Fetched { body, keys } => self.publish(host, i, Ok((body, keys))),
+            Step::Failed(why) => self.publish(host, i, Err(why)),
         }
-        self.log_fetch(i, &outcome);
         self.retry_pending(host);
     }
 
-    fn log_fetch(&self, i: usize, outcome: &FetchOutcome) {
-        let p = &self.engine.config.providers[i];
-        let cluster = match &p.keys {
-            crate::config::KeySource::Remote(r) => r.cluster.as_str(),
-            crate::config::KeySource::Local(_) => "local",
-        };
-        match outcome {
-            FetchOutcome::Updated { keys, skipped } => {
-                info!("jwt-guard: provider {} loaded {keys} keys from cluster {cluster}", p.name);
-                for s in skipped {
-                    warn!("jwt-guard: provider {} skipped JWKS {s}", p.name);
+    /// The VM is going away: release any fetch lease it holds so others need not wait for it
+    /// to expire.
+    pub fn on_shutdown(&mut self, host: &mut impl Host) {
+        for i in 0..self.slots.len() {
+            let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
+            if !self.slots[i].fetching() {
+                continue;
+            }
+            let key = state_key(&uri);
+            let now = host.now_ms();
+            for _ in 0..CAS_ATTEMPTS {
+                let (bytes, cas) = host.get_shared(&key);
+                let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { break };
+                let Some(next) = self.slots[i].release(now, &shared) else { break };
+                if host.set_shared(&key, &next.encode(), cas) {
+                    break;
                 }
             }
-            FetchOutcome::Failed(why) => {
-                let keep = if self.slots[i].is_loaded() { "keeping previous keys" } else { "no keys yet" };
-                warn!("jwt-guard: provider {} JWKS fetch via cluster {cluster} failed: {why}; {keep}", p.name);
+        }
+    }
+
+    /// Asks, through the shared record, for one refetch of a provider's keys because a token
+    /// named an unknown kid. The root context's tick starts it.
+    fn request_refetch(&mut self, host: &mut impl Host, i: usize) {
+        let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
+        let now = host.now_ms();
+        let key = state_key(&uri);
+        let (bytes, cas) = host.get_shared(&key);
+        let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { return };
+        self.slots[i].observe(&shared);
+        if let Some(next) = self.slots[i].request_kid_refetch(now) {
+            if host.set_shared(&key, &next.encode(), cas) {
+                self.slots[i].observe(&next);
+                info!("jwt-guard: provider {} saw an unknown kid; refetching its keys", self.engine.config.providers[i].name);
             }
         }
     }
@@ -110,7 +228,10 @@ impl Plugin {
         match self.decide_and_apply(host) {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
-            Applied::Waiting => {
+            Applied::Waiting(refetch) => {
+                for i in refetch {
+                    self.request_refetch(host, i);
+                }
                 if self.pending.len() >= MAX_PENDING {
                     self.respond(host, &Reason::KeysUnavailable, None);
                 } else {
@@ -135,7 +256,12 @@ impl Plugin {
             match self.decide_and_apply(host) {
                 Applied::Continued => host.resume_request(),
                 Applied::Responded => {}
-                Applied::Waiting => self.pending.push(id),
+                Applied::Waiting(refetch) => {
+                    for i in refetch {
+                        self.request_refetch(host, i);
+                    }
+                    self.pending.push(id);
+                }
             }
         }
     }
@@ -155,7 +281,7 @@ impl Plugin {
         let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
         match outcome {
-            Outcome::WaitForKeys => Applied::Waiting,
+            Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch),
             Outcome::Deny(denial) => {
                 debug!(
                     "jwt-guard: deny {} reason={} provider={}",

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{error, warn};
@@ -26,12 +27,35 @@ proxy_wasm::main! {{
 
 struct ProxyHost;
 
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
 impl Host for ProxyHost {
     fn now_ms(&self) -> u64 {
         hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// splitmix64 over the clock's nanoseconds and a counter: enough to spread retries and
+    /// tell VMs apart, which is all it is used for.
+    fn random(&mut self) -> u64 {
+        let nanos = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut z = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
 
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String> {
@@ -71,6 +95,16 @@ struct Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // Going away mid-fetch: hand the lease back so another VM fetches at once.
+        if let Some(plugin) = &self.plugin {
+            if let Ok(mut p) = plugin.try_borrow_mut() {
+                p.on_shutdown(&mut ProxyHost);
+            }
+        }
+        true
+    }
+
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
         let Some(plugin) = &self.plugin else { return };
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
@@ -106,12 +140,12 @@ impl RootContext for Root {
             }
         };
         let mut host = ProxyHost;
-        let plugin = Rc::new(RefCell::new(Plugin::new(config, host.now_ms())));
-        // Fetch now, not on the first request.
-        if let Ok(mut p) = plugin.try_borrow_mut() {
-            p.on_tick(&mut host);
-        }
+        let owner = host.random();
+        let plugin = Rc::new(RefCell::new(Plugin::new(config, host.now_ms(), owner)));
         self.plugin = Some(plugin);
+        // The first tick (within TICK) starts the fetch. Not here: Envoy also configures a
+        // short-lived base VM that is destroyed at once, and a fetch it started would hold
+        // the shared lease while nobody could receive the answer.
         let _ = hostcalls::set_tick_period(TICK);
         true
     }

@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::engine::*;
+use crate::engine::KidRefetch;
 use crate::jwks::KeySet;
 use crate::reason::Reason;
 use crate::testkit::*;
@@ -25,14 +26,14 @@ impl World {
         let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
         h.push((":path".into(), path.as_bytes().to_vec()));
         let req = Request { method, path, headers: &h };
-        let ready: Vec<KeyState<'_>> = self.keys.iter().map(KeyState::Ready).collect();
+        let ready: Vec<KeyState<'_>> = self.keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         let states = states.unwrap_or(ready);
         self.engine.decide(&req, &states, NOW, &mut self.caches)
     }
 
     fn decide(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
         let keys = std::mem::take(&mut self.keys);
-        let ready: Vec<KeyState<'_>> = keys.iter().map(KeyState::Ready).collect();
+        let ready: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         let out = {
             let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
             h.push((":path".into(), path.as_bytes().to_vec()));
@@ -72,7 +73,7 @@ fn status(o: &Outcome) -> u32 {
     match o {
         Outcome::Allow { .. } => 200,
         Outcome::Deny(d) => d.response.status,
-        Outcome::WaitForKeys => 0,
+        Outcome::WaitForKeys { .. } => 0,
     }
 }
 
@@ -196,7 +197,7 @@ fn forward_true_keeps_the_token() {
 fn key_states() {
     let mut w = World::new(config_with(json!({}), json!({})));
     let a = bearer(&access_token(json!({})));
-    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])), Outcome::WaitForKeys);
+    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])), Outcome::WaitForKeys { refetch: vec![] });
     assert_eq!(reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))), Reason::KeysUnavailable);
     // No token: no need to wait for keys.
     assert_eq!(reason(&w.decide_with("GET", "/", &[], Some(vec![KeyState::Loading]))), Reason::Missing);
@@ -209,10 +210,10 @@ fn any_waits_only_if_nothing_succeeded() {
     let a = bearer(&access_token(json!({})));
     let b = b_token();
     let keys = w.keys.clone();
-    let states = vec![KeyState::Ready(&keys[0]), KeyState::Loading];
+    let states = vec![KeyState::Ready(&keys[0], KidRefetch::Exhausted), KeyState::Loading];
     assert_eq!(status(&w.decide_with("GET", "/", &[("authorization", &a), ("x-other", &b)], Some(states))), 200);
-    let states = vec![KeyState::Loading, KeyState::Ready(&keys[1])];
-    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(states)), Outcome::WaitForKeys);
+    let states = vec![KeyState::Loading, KeyState::Ready(&keys[1], KidRefetch::Exhausted)];
+    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(states)), Outcome::WaitForKeys { refetch: vec![] });
 }
 
 #[test]
@@ -248,4 +249,22 @@ fn bad_requests_are_400() {
     let o = w.decide("GET", &format!("/?access_token={a}"), &[("authorization", &bearer(&a))]);
     assert_eq!(status(&o), 400);
     assert_eq!(status(&w.decide("GET", "/", &[("authorization", "Bearer ")])), 400);
+}
+
+#[test]
+fn unknown_kid_waits_for_one_refetch_when_allowed() {
+    let mut w = World::new(config_with(json!({}), json!({})));
+    let t = sign(jsonwebtoken::Algorithm::RS256, json!({"alg": "RS256", "kid": "new-key"}), access_claims());
+    let a = bearer(&t);
+    let keys = w.keys.clone();
+    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
+    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0] });
+    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Pending)]));
+    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![] });
+    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Exhausted)]));
+    assert_eq!(reason(&o), Reason::UnknownKid);
+    // Other failures never wait.
+    let bad = bearer(&access_token(json!({"exp": NOW - 1000})));
+    let o = w.decide_with("GET", "/", &[("authorization", &bad)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
+    assert_eq!(reason(&o), Reason::Expired);
 }

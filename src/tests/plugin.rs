@@ -1,6 +1,8 @@
 //! The shell's lifecycle against a fake host: pause, fetch, resume, deadlines, bounds.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::json;
 
@@ -18,6 +20,13 @@ struct FakeRequest {
     resumed: bool,
 }
 
+/// Proxy-wasm shared data: one per Envoy process, shared by all its VMs.
+#[derive(Default)]
+struct Store {
+    map: HashMap<String, (Vec<u8>, u32)>,
+    next_cas: u32,
+}
+
 #[derive(Default)]
 struct FakeHost {
     now: u64,
@@ -26,11 +35,15 @@ struct FakeHost {
     dispatched: Vec<(String, String, String, u64)>,
     next_token: u32,
     refuse_dispatch: bool,
+    store: Rc<RefCell<Store>>,
 }
 
 impl Host for FakeHost {
     fn now_ms(&self) -> u64 {
         self.now
+    }
+    fn random(&mut self) -> u64 {
+        0
     }
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String> {
         if self.refuse_dispatch {
@@ -39,6 +52,25 @@ impl Host for FakeHost {
         self.next_token += 1;
         self.dispatched.push((cluster.into(), authority.into(), path.into(), timeout_ms));
         Ok(self.next_token)
+    }
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.store.borrow().map.get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        // Envoy's semantics: a CAS only guards an existing key.
+        let mut store = self.store.borrow_mut();
+        if let (Some(c), Some((_, current))) = (cas, store.map.get(key)) {
+            if c != *current {
+                return false;
+            }
+        }
+        store.next_cas += 1;
+        let cas = store.next_cas;
+        store.map.insert(key.to_string(), (value.to_vec(), cas));
+        true
     }
     fn set_effective_context(&mut self, id: u32) -> bool {
         self.effective = id;
@@ -103,7 +135,7 @@ fn bearer() -> String {
 
 fn started() -> (Plugin, FakeHost) {
     let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
-    let mut plugin = Plugin::new(remote_config(), host.now);
+    let mut plugin = Plugin::new(remote_config(), host.now, 1);
     plugin.on_tick(&mut host);
     (plugin, host)
 }
@@ -194,7 +226,7 @@ fn superseded_and_unknown_responses_are_ignored() {
     plugin.on_fetch_response(&mut host, 99, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert_eq!(plugin.pending_len(), 1, "not our fetch");
     host.now += 2_000;
-    plugin.on_tick(&mut host); // deadline: fetch 1 is abandoned, fetch 2 started 1s later
+    plugin.on_tick(&mut host); // deadline: fetch 1 is abandoned, a retry follows later
     plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.arrive(&mut plugin, 11, Some(&bearer()));
     assert_eq!(host.status(11), Some(503), "the late answer to the abandoned fetch was ignored");
@@ -203,13 +235,13 @@ fn superseded_and_unknown_responses_are_ignored() {
 #[test]
 fn refused_dispatch_is_retried_with_backoff() {
     let mut host = FakeHost { now: NOW * 1000, refuse_dispatch: true, ..FakeHost::default() };
-    let mut plugin = Plugin::new(remote_config(), host.now);
+    let mut plugin = Plugin::new(remote_config(), host.now, 1);
     plugin.on_tick(&mut host);
     host.refuse_dispatch = false;
-    host.now += 500;
+    host.now += 499; // first retry after [500, 1000] ms; the fake's jitter picks 500
     plugin.on_tick(&mut host);
     assert!(host.dispatched.is_empty());
-    host.now += 500;
+    host.now += 1;
     plugin.on_tick(&mut host);
     assert_eq!(host.dispatched.len(), 1);
 }
@@ -225,7 +257,11 @@ fn new_keys_evict_cached_tokens_of_removed_keys() {
     plugin.on_tick(&mut host);
     plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
     host.arrive(&mut plugin, 12, Some(&token));
-    assert_eq!(host.status(12), Some(401), "rsa-1 left the JWKS: its cached tokens die with it");
+    assert!(!host.requests[&12].resumed, "rsa-1 left the JWKS: its cached tokens die with it");
+    // The unknown kid gets its one refetch; the key is still gone, so 401.
+    plugin.on_tick(&mut host);
+    plugin.on_fetch_response(&mut host, 3, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    assert_eq!(host.status(12), Some(401));
 }
 
 #[test]
@@ -236,4 +272,169 @@ fn a_failed_refresh_keeps_the_old_keys() {
     plugin.on_tick(&mut host);
     plugin.on_fetch_response(&mut host, 2, Some(500), Some(b"down".to_vec()));
     assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Continue);
+}
+
+fn jwks_signed_token(kid: &str, key: &jsonwebtoken::EncodingKey) -> String {
+    let header = json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}).to_string();
+    format!("Bearer {}", sign_raw(&header, &access_claims().to_string(), jsonwebtoken::Algorithm::RS256, key))
+}
+
+/// Four VMs of one Envoy (one shared store), ticking in turn.
+fn four_vms() -> Vec<(Plugin, FakeHost)> {
+    let store = Rc::new(RefCell::new(Store::default()));
+    (0..4)
+        .map(|i| {
+            let host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
+            (Plugin::new(remote_config(), host.now, 100 + i), host)
+        })
+        .collect()
+}
+
+fn tick_all(vms: &mut [(Plugin, FakeHost)], advance: u64) {
+    for (plugin, host) in vms.iter_mut() {
+        host.now += advance;
+        plugin.on_tick(host);
+    }
+}
+
+fn total_fetches(vms: &[(Plugin, FakeHost)]) -> usize {
+    vms.iter().map(|(_, h)| h.dispatched.len()).sum()
+}
+
+#[test]
+fn four_vms_share_one_fetch_per_refresh() {
+    let mut vms = four_vms();
+    tick_all(&mut vms, 0);
+    assert_eq!(total_fetches(&vms), 1, "one VM took the lease");
+    let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
+    {
+        let (plugin, host) = &mut vms[fetcher];
+        plugin.on_fetch_response(host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    }
+    tick_all(&mut vms, 200);
+    for (i, (plugin, host)) in vms.iter_mut().enumerate() {
+        assert_eq!(host.arrive(plugin, 10, Some(&bearer())), Action::Continue, "VM {i} has the keys");
+    }
+    // Ten refresh intervals: still one fetch each.
+    for round in 0..10 {
+        for _ in 0..300 {
+            tick_all(&mut vms, 200);
+            for (plugin, host) in vms.iter_mut() {
+                let token = host.next_token;
+                if token > 0 && plugin_owns(plugin, host, token) {
+                    plugin.on_fetch_response(host, token, Some(200), Some(JWKS.as_bytes().to_vec()));
+                }
+            }
+        }
+        assert_eq!(total_fetches(&vms), 2 + round, "round {round}");
+    }
+}
+
+/// Answers a VM's outstanding fetch only once (a second answer is ignored anyway).
+fn plugin_owns(_: &Plugin, host: &mut FakeHost, token: u32) -> bool {
+    let answered = host.requests.contains_key(&(u32::MAX - token));
+    host.requests.insert(u32::MAX - token, FakeRequest::default());
+    !answered
+}
+
+#[test]
+fn rotation_unknown_kid_waits_for_one_refetch_then_passes() {
+    let (mut plugin, mut host) = started();
+    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    host.now += 5_000;
+    // The IdP rotated: a token signed by the new key (kid rsa-2) arrives.
+    let rotated = jwks_signed_token("rsa-2", &rotated_key());
+    assert_eq!(host.arrive(&mut plugin, 10, Some(&rotated)), Action::Pause);
+    assert_eq!(host.status(10), None);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.dispatched.len(), 2, "one refetch");
+    // More unknown-kid requests while it runs share it.
+    host.arrive(&mut plugin, 11, Some(&jwks_signed_token("forged", &rotated_key())));
+    plugin.on_tick(&mut host);
+    assert_eq!(host.dispatched.len(), 2, "single flight");
+    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    assert!(host.requests[&10].resumed, "decided as soon as the refetch landed");
+    assert_eq!(host.status(11), Some(401), "still unknown after the refetch");
+    // The old key is gone: its tokens fail at once (no new refetch within 30 s).
+    host.arrive(&mut plugin, 12, Some(&bearer()));
+    assert_eq!(host.status(12), Some(401));
+    plugin.on_tick(&mut host);
+    assert_eq!(host.dispatched.len(), 2);
+}
+
+#[test]
+fn a_flood_of_forged_kids_is_rate_limited() {
+    let (mut plugin, mut host) = started();
+    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    let mut answered = 1;
+    for n in 0..600u32 {
+        host.now += 100; // 60 s of traffic, 10 forged kids a second
+        host.arrive(&mut plugin, 1000 + n, Some(&jwks_signed_token(&format!("forged-{n}"), &rotated_key())));
+        plugin.on_tick(&mut host);
+        while (answered as usize) < host.dispatched.len() {
+            answered += 1;
+            plugin.on_fetch_response(&mut host, answered, Some(200), Some(JWKS.as_bytes().to_vec()));
+        }
+    }
+    let refetches = host.dispatched.len() - 1;
+    assert!(refetches <= 2, "at most one refetch per 30 s, got {refetches}");
+    assert!(refetches >= 1);
+    assert!((0..600u32).all(|n| host.status(1000 + n) == Some(401) || plugin.pending_len() > 0));
+}
+
+#[test]
+fn stale_keys_are_trusted_until_stale_if_error_then_503() {
+    let config = config_with(json!({"local_jwks": null,
+        "remote_jwks": {"http_uri": {"uri": "https://idp.test/jwks", "cluster": "idp", "timeout": "1s"},
+                        "cache_duration": "10s", "stale_if_error": "60s"}}), json!({}));
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(config, host.now, 1);
+    plugin.on_tick(&mut host);
+    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    let start = host.now;
+    let mut id = 10;
+    while host.now - start < 70_000 {
+        host.now += 250;
+        plugin.on_tick(&mut host);
+        let token = host.next_token;
+        plugin.on_fetch_response(&mut host, token, Some(500), Some(b"down".to_vec()));
+        id += 1;
+        host.arrive(&mut plugin, id, Some(&bearer()));
+        let status = host.status(id);
+        if host.now - start <= 60_000 {
+            assert_eq!(status, None, "stale keys still trusted at +{} ms", host.now - start);
+        } else {
+            assert_eq!(status, Some(503), "past stale_if_error at +{} ms", host.now - start);
+        }
+    }
+}
+
+#[test]
+fn discovery_fetches_the_document_then_the_jwks() {
+    let config = config_with(json!({"local_jwks": null,
+        "discovery": {"http_uri": {"uri": "https://idp.test/.well-known/openid-configuration", "cluster": "idp"}}}), json!({}));
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(config, host.now, 1);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.dispatched[0].2, "/.well-known/openid-configuration");
+    host.arrive(&mut plugin, 10, Some(&bearer()));
+    let doc = json!({"issuer": ISS, "jwks_uri": "https://idp.test/jwks.json"}).to_string();
+    plugin.on_fetch_response(&mut host, 1, Some(200), Some(doc.into_bytes()));
+    assert_eq!(host.dispatched[1].2, "/jwks.json");
+    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
+    assert!(host.requests[&10].resumed);
+}
+
+#[test]
+fn a_vm_that_goes_away_mid_fetch_hands_the_lease_back() {
+    let mut vms = four_vms();
+    tick_all(&mut vms, 0);
+    let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
+    {
+        let (plugin, host) = &mut vms[fetcher];
+        plugin.on_shutdown(host);
+    }
+    vms.remove(fetcher);
+    tick_all(&mut vms, 0);
+    assert_eq!(total_fetches(&vms), 1, "another VM fetched at once, without waiting for the lease to expire");
 }

@@ -123,6 +123,8 @@ class _JwksHandler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.fetches.append((time.time(), self.path))
             status, body, delay = srv.status, srv.body, srv.delay
+            if self.path in srv.documents:
+                status, body = srv.documents[self.path]
         if delay:
             time.sleep(delay)
         self.send_response(status)
@@ -143,6 +145,8 @@ class JwksServer(_Server):
         self.delay = 0.0
         self.content_type = "application/json"
         self.body = json.dumps(jwks or {"keys": []}).encode()
+        # Per-path overrides, e.g. an OpenID discovery document.
+        self.documents: dict = {}
 
     def set_jwks(self, jwks: dict):
         with self.lock:
@@ -152,10 +156,18 @@ class JwksServer(_Server):
         with self.lock:
             self.status, self.body = status, body
 
+    def serve(self, path: str, doc, status: int = 200):
+        with self.lock:
+            self.documents[path] = (status, doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+
     @property
     def fetch_count(self) -> int:
         with self.lock:
             return len(self.fetches)
+
+    def fetch_times(self, path_prefix: str = "") -> list:
+        with self.lock:
+            return [t for t, p in self.fetches if p.startswith(path_prefix)]
 
 
 class _EchoHandler(BaseHTTPRequestHandler):
