@@ -51,13 +51,16 @@ pub struct Mutations {
 pub struct Denial {
     pub reason: Reason,
     /// The provider whose verdict decided, for logs and metrics.
-    pub provider: Option<String>,
+    pub provider: Option<usize>,
+    /// The token that provider judged, so the shell can log a summary of it (never the token).
+    pub token: Option<String>,
     pub response: Response,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Allow { mutations: Mutations, verified: Vec<(String, Verified)> },
+    /// `verified`: the providers whose tokens verified, by index.
+    Allow { mutations: Mutations, verified: Vec<(usize, Verified)> },
     Deny(Denial),
     /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
     /// pause it and decide again when they land. `refetch` lists the providers whose keys
@@ -143,7 +146,10 @@ impl Engine {
         };
         match ev.eval(requirement) {
             Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch },
-            Eval::Fail(reason, p) => self.deny(reason, p),
+            Eval::Fail(reason, p) => {
+                let token = p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
+                self.deny_with(reason, p, token)
+            }
             Eval::Ok => {
                 let verified: Vec<(usize, Verified)> = ev
                     .outcomes
@@ -165,20 +171,21 @@ impl Engine {
                         .collect();
                     if !missing.is_empty() {
                         let p = verified.first().map(|(i, _)| *i);
-                        return self.deny(Reason::Scope(scopes.join(" ")), p);
+                        let token = p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
+                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, token);
                     }
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
-                let names = verified
-                    .into_iter()
-                    .map(|(i, v)| (self.config.providers[i].name.clone(), v))
-                    .collect();
-                Outcome::Allow { mutations, verified: names }
+                Outcome::Allow { mutations, verified }
             }
         }
     }
 
     pub fn deny(&self, reason: Reason, provider: Option<usize>) -> Outcome {
+        self.deny_with(reason, provider, None)
+    }
+
+    fn deny_with(&self, reason: Reason, provider: Option<usize>, token: Option<String>) -> Outcome {
         let audiences: Vec<String> = match provider {
             Some(i) => self.config.providers[i].audiences.clone(),
             None => {
@@ -194,11 +201,7 @@ impl Engine {
             }
         };
         let response = for_reason(&reason, &self.config.realm, &audiences);
-        Outcome::Deny(Denial {
-            provider: provider.map(|i| self.config.providers[i].name.clone()),
-            reason,
-            response,
-        })
+        Outcome::Deny(Denial { provider, token, reason, response })
     }
 
     /// Claim headers a client sent are always dropped: only we may set them.

@@ -156,6 +156,15 @@ impl KeySlot {
         self.keys.is_some()
     }
 
+    pub fn key_count(&self) -> usize {
+        self.keys.as_ref().map_or(0, KeySet::len)
+    }
+
+    /// How old the keys in use are (remote keys only).
+    pub fn age_ms(&self, now_ms: u64) -> Option<u64> {
+        (self.remote.is_some() && self.keys.is_some()).then(|| now_ms.saturating_sub(self.fetched_ms))
+    }
+
     /// What requests see now.
     pub fn state(&self, now_ms: u64) -> KeyState<'_> {
         let Some(remote) = &self.remote else {

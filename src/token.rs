@@ -199,3 +199,48 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, Reason> {
     let signing_input = &token[..h.len() + 1 + p.len()];
     Ok(Jwt { header, claims, signing_input, payload_b64: p, signature_b64: s })
 }
+
+/// What the logs may say about a token: never the token itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub kid: Option<String>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    /// `client_id`, else `azp`, else the first `aud`: for ID tokens, the client that sent it.
+    pub client: Option<String>,
+    /// 16 hex digits of a 64-bit FNV-1a hash, to correlate log lines about the same token.
+    pub fingerprint: String,
+}
+
+pub fn fingerprint(token: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in token.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Best-effort, unverified summary for logs. Values are cut to 128 characters and stripped
+/// of control characters so a token cannot forge or flood log lines.
+pub fn summarize(token: &str) -> Summary {
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).take(128).collect() };
+    let mut out = Summary { fingerprint: fingerprint(token), ..Summary::default() };
+    let mut parts = token.split('.');
+    if let Some(h) = parts.next().and_then(|h| parse_header(h).ok()) {
+        out.kid = h.kid.as_deref().map(clean);
+    }
+    if let Some(c) = parts.next().and_then(|p| parse_claims(p).ok()) {
+        out.iss = c.iss.as_deref().map(clean);
+        out.sub = c.sub.as_deref().map(clean);
+        let client = c
+            .all
+            .get("client_id")
+            .or_else(|| c.all.get("azp"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| c.aud.first().cloned());
+        out.client = client.as_deref().map(clean);
+    }
+    out
+}

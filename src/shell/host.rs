@@ -20,4 +20,8 @@ pub trait Host {
     fn set_request_header(&mut self, name: &str, value: &str);
     fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]);
     fn resume_request(&mut self);
+    /// Defines a counter (or gauge) visible in the proxy's stats; `None` if the host refuses.
+    fn define_metric(&mut self, gauge: bool, name: &str) -> Option<u32>;
+    fn increment_metric(&mut self, id: u32, by: u64);
+    fn record_metric(&mut self, id: u32, value: u64);
 }

@@ -3,14 +3,19 @@
 //! decide requests, park those whose keys are loading or being refetched, and decide them
 //! again as things change.
 
-use log::{debug, info, warn};
+use std::collections::HashMap;
+
+use log::{debug, info, log_enabled, warn, Level};
 
 use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::engine::{Engine, KeyState, Outcome, Request};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step};
+use crate::log_limit::LogLimiter;
+use crate::metrics::{for_denial, Metric};
 use crate::reason::Reason;
+use crate::token::summarize;
 
 use super::host::Host;
 
@@ -19,6 +24,8 @@ use super::host::Host;
 pub const MAX_PENDING: usize = 1024;
 /// CAS retries when publishing a fetch result races another VM's write.
 const CAS_ATTEMPTS: usize = 8;
+/// Each client that sends ID tokens is named in an info line at most once a minute.
+const ID_TOKEN_LOG_INTERVAL_MS: u64 = 60_000;
 
 /// What the HTTP context returns to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +45,8 @@ pub struct Plugin {
     slots: Vec<KeySlot>,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
+    metrics: HashMap<Metric, u32>,
+    id_token_log: LogLimiter,
 }
 
 /// Shared-data keys, per JWKS URI: providers with the same URI share one fetch.
@@ -54,7 +63,46 @@ impl Plugin {
         let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
-        Plugin { engine, slots, caches, pending: Vec::new() }
+        Plugin {
+            engine,
+            slots,
+            caches,
+            pending: Vec::new(),
+            metrics: HashMap::new(),
+            id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
+        }
+    }
+
+    /// Defines every metric up front, so dashboards and alerts see zeros, not gaps.
+    pub fn define_metrics(&mut self, host: &mut impl Host) {
+        let names: Vec<String> = self.engine.config.providers.iter().map(|p| p.name.clone()).collect();
+        for m in Metric::all(names.len()) {
+            if let Some(id) = host.define_metric(m.is_gauge(), &m.name(&names)) {
+                self.metrics.insert(m, id);
+            }
+        }
+    }
+
+    fn count(&self, host: &mut impl Host, m: Metric, by: u64) {
+        if let (Some(id), true) = (self.metrics.get(&m), by > 0) {
+            host.increment_metric(*id, by);
+        }
+    }
+
+    fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
+        if let Some(id) = self.metrics.get(&m) {
+            host.record_metric(*id, value);
+        }
+    }
+
+    fn record_gauges(&self, host: &mut impl Host) {
+        let now = host.now_ms();
+        for (i, slot) in self.slots.iter().enumerate() {
+            self.gauge(host, Metric::KeysLoaded(i), slot.key_count() as u64);
+            if let Some(age) = slot.age_ms(now) {
+                self.gauge(host, Metric::JwksAgeSeconds(i), age / 1000);
+            }
+        }
     }
 
     pub fn pending_len(&self) -> usize {
@@ -70,6 +118,7 @@ impl Plugin {
         if !self.pending.is_empty() {
             self.retry_pending(host);
         }
+        self.record_gauges(host);
     }
 
     fn step_provider(&mut self, host: &mut impl Host, i: usize) {
@@ -107,6 +156,23 @@ impl Plugin {
         }
     }
 
+    /// Adopts keys another VM already published, without taking part in fetching. Returns
+    /// true if any provider got newer keys.
+    fn catch_up(&mut self, host: &mut impl Host) -> bool {
+        let mut changed = false;
+        for i in 0..self.slots.len() {
+            let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
+            let (bytes, _) = host.get_shared(&state_key(&uri));
+            let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { continue };
+            if self.slots[i].observe(&shared) {
+                let before = self.slots[i].generation;
+                self.adopt(host, i, &uri);
+                changed |= self.slots[i].generation != before;
+            }
+        }
+        changed
+    }
+
     /// Parses the newer generation another VM stored.
     fn adopt(&mut self, host: &mut impl Host, i: usize, uri: &str) {
         let (stored, _) = host.get_shared(&body_key(uri));
@@ -140,6 +206,8 @@ impl Plugin {
                 continue;
             }
             self.slots[i].observe(&next);
+            let outcome = if result.is_ok() { Metric::JwksFetchSuccess(i) } else { Metric::JwksFetchFailure(i) };
+            self.count(host, outcome, 1);
             match (&result, generation) {
                 (Ok((_, keys)), Some(g)) => {
                     info!("jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})", keys.len(), remote.cluster);
@@ -182,6 +250,7 @@ impl Plugin {
             Step::Fetched { body, keys } => self.publish(host, i, Ok((body, keys))),
             Step::Failed(why) => self.publish(host, i, Err(why)),
         }
+        self.record_gauges(host);
         self.retry_pending(host);
     }
 
@@ -225,7 +294,12 @@ impl Plugin {
 
     /// Decides the request of the current HTTP context.
     pub fn on_request(&mut self, host: &mut impl Host, context_id: u32) -> Action {
-        match self.decide_and_apply(host) {
+        let mut applied = self.decide_and_apply(host);
+        // Another VM may have published keys since our last tick: use them rather than wait.
+        if matches!(&applied, Applied::Waiting(_)) && self.catch_up(host) {
+            applied = self.decide_and_apply(host);
+        }
+        match applied {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
             Applied::Waiting(refetch) => {
@@ -235,6 +309,7 @@ impl Plugin {
                 if self.pending.len() >= MAX_PENDING {
                     self.respond(host, &Reason::KeysUnavailable, None);
                 } else {
+                    self.count(host, Metric::Paused, 1);
                     self.pending.push(context_id);
                 }
                 Action::Pause
@@ -279,24 +354,31 @@ impl Plugin {
         let (method, path) = (pseudo(":method"), pseudo(":path"));
         let req = Request { method: &method, path: &path, headers: &headers };
         let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
+        let before: Vec<(u64, u64)> = self.caches.iter().map(|c| (c.hits, c.misses)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
+        for (i, (hits, misses)) in before.into_iter().enumerate() {
+            let (h, m) = (self.caches[i].hits, self.caches[i].misses);
+            self.count(host, Metric::CacheHit(i), h - hits);
+            self.count(host, Metric::CacheMiss(i), m - misses);
+        }
         match outcome {
             Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch),
             Outcome::Deny(denial) => {
-                debug!(
-                    "jwt-guard: deny {} reason={} provider={}",
-                    denial.response.status,
-                    denial.reason.as_str(),
-                    denial.provider.as_deref().unwrap_or("-")
-                );
+                for m in for_denial(&denial.reason, denial.provider) {
+                    self.count(host, m, 1);
+                }
+                self.log_denial(&denial, &path, now_ms);
                 let r = &denial.response;
                 host.send_response(r.status, &r.headers, r.body.as_bytes());
                 Applied::Responded
             }
             Outcome::Allow { mutations, verified } => {
-                for (provider, v) in &verified {
+                self.count(host, Metric::Allowed, 1);
+                for (i, v) in &verified {
+                    self.count(host, Metric::ProviderAllowed(*i), 1);
                     debug!(
-                        "jwt-guard: allow provider={provider} kid={} iss={} sub={}",
+                        "jwt-guard: allow provider={} kid={} iss={} sub={}",
+                        self.engine.config.providers[*i].name,
                         v.kid.as_deref().unwrap_or("-"),
                         v.iss.as_deref().unwrap_or("-"),
                         v.sub.as_deref().unwrap_or("-")
@@ -316,7 +398,40 @@ impl Plugin {
         }
     }
 
+    /// One debug line per denial; an info line naming the client that sends ID tokens.
+    fn log_denial(&mut self, denial: &crate::engine::Denial, path: &str, now_ms: u64) {
+        let provider = denial.provider.map_or("-", |i| self.engine.config.providers[i].name.as_str());
+        let route = path.split('?').next().unwrap_or("");
+        let is_id_token = denial.reason == Reason::IdToken;
+        if !(is_id_token || log_enabled!(Level::Debug)) {
+            return;
+        }
+        let s = denial.token.as_deref().map(summarize).unwrap_or_default();
+        debug!(
+            "jwt-guard: deny {} reason={} provider={provider} kid={} iss={} sub={} token={} path={route}",
+            denial.response.status,
+            denial.reason.as_str(),
+            s.kid.as_deref().unwrap_or("-"),
+            s.iss.as_deref().unwrap_or("-"),
+            s.sub.as_deref().unwrap_or("-"),
+            if s.fingerprint.is_empty() { "-" } else { s.fingerprint.as_str() },
+        );
+        if is_id_token {
+            let client = s.client.as_deref().unwrap_or("-");
+            if self.id_token_log.allow(client, now_ms) {
+                info!(
+                    "jwt-guard: client {client} sent an ID token instead of an access token (provider {provider}, \
+                     sub {}, path {route}); this client should request an access token for the API's audience",
+                    s.sub.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+
     fn respond(&self, host: &mut impl Host, reason: &Reason, provider: Option<usize>) {
+        for m in for_denial(reason, provider) {
+            self.count(host, m, 1);
+        }
         if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider) {
             host.send_response(d.response.status, &d.response.headers, d.response.body.as_bytes());
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use log::{error, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel, MapType, MetricType};
 
 use super::host::Host;
 use super::plugin::{Action, Plugin};
@@ -88,6 +88,19 @@ impl Host for ProxyHost {
     fn resume_request(&mut self) {
         let _ = hostcalls::resume_http_request();
     }
+
+    fn define_metric(&mut self, gauge: bool, name: &str) -> Option<u32> {
+        let kind = if gauge { MetricType::Gauge } else { MetricType::Counter };
+        hostcalls::define_metric(kind, name).ok()
+    }
+
+    fn increment_metric(&mut self, id: u32, by: u64) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+
+    fn record_metric(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
 }
 
 struct Root {
@@ -141,7 +154,9 @@ impl RootContext for Root {
         };
         let mut host = ProxyHost;
         let owner = host.random();
-        let plugin = Rc::new(RefCell::new(Plugin::new(config, host.now_ms(), owner)));
+        let mut plugin = Plugin::new(config, host.now_ms(), owner);
+        plugin.define_metrics(&mut host);
+        let plugin = Rc::new(RefCell::new(plugin));
         self.plugin = Some(plugin);
         // The first tick (within TICK) starts the fetch. Not here: Envoy also configures a
         // short-lived base VM that is destroyed at once, and a fetch it started would hold

@@ -100,7 +100,10 @@ fn most_specific_failure_is_reported() {
     let o = w.decide("GET", "/x", &[("authorization", &bearer(&id_token(json!({}))))]);
     assert_eq!(reason(&o), Reason::IdToken);
     match o {
-        Outcome::Deny(d) => assert_eq!(d.provider.as_deref(), Some("a")),
+        Outcome::Deny(d) => {
+            assert_eq!(d.provider, Some(0));
+            assert!(d.token.is_some(), "the judged token travels with the denial for logging");
+        }
         _ => unreachable!(),
     }
 }
@@ -167,7 +170,7 @@ fn mutations_strip_token_and_set_claims() {
             assert!(mutations.set_headers.contains(&("x-sub".to_string(), "user-1".to_string())));
             assert!(mutations.set_headers.contains(&("x-payload".to_string(), a.split('.').nth(1).unwrap().to_string())));
             assert_eq!(verified.len(), 1);
-            assert_eq!(verified[0].0, "a");
+            assert_eq!(verified[0].0, 0);
         }
         other => panic!("{other:?}"),
     }

@@ -36,6 +36,7 @@ struct FakeHost {
     next_token: u32,
     refuse_dispatch: bool,
     store: Rc<RefCell<Store>>,
+    metrics: HashMap<u32, (String, u64)>,
 }
 
 impl Host for FakeHost {
@@ -52,6 +53,21 @@ impl Host for FakeHost {
         self.next_token += 1;
         self.dispatched.push((cluster.into(), authority.into(), path.into(), timeout_ms));
         Ok(self.next_token)
+    }
+    fn define_metric(&mut self, _gauge: bool, name: &str) -> Option<u32> {
+        let id = self.metrics.len() as u32 + 1;
+        self.metrics.insert(id, (name.to_string(), 0));
+        Some(id)
+    }
+    fn increment_metric(&mut self, id: u32, by: u64) {
+        if let Some(m) = self.metrics.get_mut(&id) {
+            m.1 += by;
+        }
+    }
+    fn record_metric(&mut self, id: u32, value: u64) {
+        if let Some(m) = self.metrics.get_mut(&id) {
+            m.1 = value;
+        }
     }
     fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         match self.store.borrow().map.get(key) {
@@ -111,6 +127,10 @@ impl FakeHost {
         self.requests.insert(id, FakeRequest { headers, ..FakeRequest::default() });
         self.effective = id;
         plugin.on_request(self, id)
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        self.metrics.values().find(|(n, _)| n == name).map_or_else(|| panic!("no metric {name}"), |(_, v)| *v)
     }
 
     fn status(&self, id: u32) -> Option<u32> {
@@ -437,4 +457,50 @@ fn a_vm_that_goes_away_mid_fetch_hands_the_lease_back() {
     vms.remove(fetcher);
     tick_all(&mut vms, 0);
     assert_eq!(total_fetches(&vms), 1, "another VM fetched at once, without waiting for the lease to expire");
+}
+
+#[test]
+fn metrics_count_decisions_fetches_cache_and_pauses() {
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(remote_config(), host.now, 1);
+    plugin.define_metrics(&mut host);
+    plugin.on_tick(&mut host);
+    let token = bearer();
+    host.arrive(&mut plugin, 1, Some(&token));
+    assert_eq!(host.metric("jwt_guard.requests.paused"), 1);
+    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    host.arrive(&mut plugin, 2, Some(&token));
+    host.arrive(&mut plugin, 3, Some(&format!("Bearer {}", id_token(json!({})))));
+    host.arrive(&mut plugin, 4, None);
+    host.arrive(&mut plugin, 5, Some("Bearer opaque"));
+    host.now += 5_000;
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.requests.allowed"), 2);
+    assert_eq!(host.metric("jwt_guard.provider.p.allowed"), 2);
+    assert_eq!(host.metric("jwt_guard.requests.denied.id_token"), 1);
+    assert_eq!(host.metric("jwt_guard.provider.p.denied.id_token"), 1);
+    assert_eq!(host.metric("jwt_guard.requests.denied.missing"), 1);
+    assert_eq!(host.metric("jwt_guard.requests.denied.opaque"), 1);
+    assert_eq!(host.metric("jwt_guard.requests.denied.expired"), 0, "defined up front");
+    assert_eq!(host.metric("jwt_guard.provider.p.cache.hit"), 1);
+    assert_eq!(host.metric("jwt_guard.provider.p.cache.miss"), 3);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.success"), 1);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.failure"), 0);
+    assert_eq!(host.metric("jwt_guard.provider.p.keys_loaded"), 5);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_age_seconds"), 5);
+}
+
+#[test]
+fn a_vm_uses_keys_another_vm_published_without_waiting_for_its_tick() {
+    let mut vms = four_vms();
+    tick_all(&mut vms, 0);
+    let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
+    {
+        let (plugin, host) = &mut vms[fetcher];
+        plugin.on_fetch_response(host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    }
+    let other = (fetcher + 1) % 4;
+    let (plugin, host) = &mut vms[other];
+    assert_eq!(host.arrive(plugin, 10, Some(&bearer())), Action::Continue, "no tick in between");
+    assert_eq!(plugin.pending_len(), 0);
 }

@@ -1,0 +1,133 @@
+//! Metric names. Counters use the same stable reason strings as responses and logs, so a 401
+//! in a log, a response and a dashboard all say the same word. Names are flat (Envoy shows
+//! wasm metrics as `wasmcustom.<name>`, Prometheus as `envoy_wasmcustom_<name with _>`).
+
+use crate::reason::Reason;
+
+/// Every reason string a request can be denied with, in documentation order.
+pub const REASONS: [&str; 21] = [
+    "missing",
+    "invalid_request",
+    "opaque",
+    "jwe",
+    "malformed",
+    "too_large",
+    "algorithm",
+    "crit",
+    "issuer",
+    "unknown_kid",
+    "expired",
+    "not_yet_valid",
+    "audience",
+    "bad_signature",
+    "id_token",
+    "typ",
+    "lifetime",
+    "client",
+    "scope",
+    "keys_unavailable",
+    "no_route",
+];
+
+/// Everything jwt-guard counts or measures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Requests let through (all rules, with or without a token).
+    Allowed,
+    /// Requests refused, by reason.
+    Denied(&'static str),
+    /// Requests a provider's verified token let through.
+    ProviderAllowed(usize),
+    /// Requests refused on a provider's verdict, by reason.
+    ProviderDenied(usize, &'static str),
+    /// Requests paused to wait for keys.
+    Paused,
+    JwksFetchSuccess(usize),
+    JwksFetchFailure(usize),
+    CacheHit(usize),
+    CacheMiss(usize),
+    /// Gauge: usable keys in the provider's key set.
+    KeysLoaded(usize),
+    /// Gauge: seconds since the provider's keys were fetched.
+    JwksAgeSeconds(usize),
+}
+
+impl Metric {
+    pub fn is_gauge(&self) -> bool {
+        matches!(self, Metric::KeysLoaded(_) | Metric::JwksAgeSeconds(_))
+    }
+
+    pub fn name(&self, providers: &[String]) -> String {
+        let p = |i: &usize| providers.get(*i).map_or("unknown", String::as_str).to_string();
+        match self {
+            Metric::Allowed => "jwt_guard.requests.allowed".to_string(),
+            Metric::Denied(r) => format!("jwt_guard.requests.denied.{r}"),
+            Metric::Paused => "jwt_guard.requests.paused".to_string(),
+            Metric::ProviderAllowed(i) => format!("jwt_guard.provider.{}.allowed", p(i)),
+            Metric::ProviderDenied(i, r) => format!("jwt_guard.provider.{}.denied.{r}", p(i)),
+            Metric::JwksFetchSuccess(i) => format!("jwt_guard.provider.{}.jwks_fetch.success", p(i)),
+            Metric::JwksFetchFailure(i) => format!("jwt_guard.provider.{}.jwks_fetch.failure", p(i)),
+            Metric::CacheHit(i) => format!("jwt_guard.provider.{}.cache.hit", p(i)),
+            Metric::CacheMiss(i) => format!("jwt_guard.provider.{}.cache.miss", p(i)),
+            Metric::KeysLoaded(i) => format!("jwt_guard.provider.{}.keys_loaded", p(i)),
+            Metric::JwksAgeSeconds(i) => format!("jwt_guard.provider.{}.jwks_age_seconds", p(i)),
+        }
+    }
+
+    /// Every metric for a configuration, defined up front so dashboards see zeros.
+    pub fn all(provider_count: usize) -> Vec<Metric> {
+        let mut out = vec![Metric::Allowed, Metric::Paused];
+        out.extend(REASONS.iter().map(|r| Metric::Denied(r)));
+        for i in 0..provider_count {
+            out.push(Metric::ProviderAllowed(i));
+            out.extend(REASONS.iter().map(|r| Metric::ProviderDenied(i, r)));
+            out.extend([
+                Metric::JwksFetchSuccess(i),
+                Metric::JwksFetchFailure(i),
+                Metric::CacheHit(i),
+                Metric::CacheMiss(i),
+                Metric::KeysLoaded(i),
+                Metric::JwksAgeSeconds(i),
+            ]);
+        }
+        out
+    }
+}
+
+/// The counters one denial bumps.
+pub fn for_denial(reason: &Reason, provider: Option<usize>) -> Vec<Metric> {
+    let r = reason.as_str();
+    let mut out = vec![Metric::Denied(r)];
+    if let Some(i) = provider {
+        out.push(Metric::ProviderDenied(i, r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_a_counter() {
+        let all = [
+            Reason::Missing, Reason::InvalidRequest("x"), Reason::Opaque, Reason::Jwe, Reason::Malformed("x"),
+            Reason::TooLarge, Reason::Algorithm, Reason::UnknownKid, Reason::NoCompatibleKey, Reason::BadSignature,
+            Reason::Issuer, Reason::Audience, Reason::Expired, Reason::NotYetValid, Reason::Lifetime("x"), Reason::Typ,
+            Reason::Crit, Reason::Client, Reason::IdToken, Reason::Scope("s".into()), Reason::KeysUnavailable, Reason::NoRoute,
+        ];
+        for r in all {
+            assert!(REASONS.contains(&r.as_str()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let providers = vec!["auth0".to_string()];
+        assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
+        assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
+        assert_eq!(Metric::all(1).len(), 2 + 21 + 1 + 21 + 6);
+        let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&providers)).collect();
+        assert!(names.len() > 40);
+    }
+}
