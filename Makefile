@@ -7,13 +7,17 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build envoy deps run test unit conformance lint e2e clean
+.PHONY: all build cli envoy deps run test unit conformance cli-test lint e2e clean
 
 all: build
 
 ## build: the filter, target/wasm32-wasip1/release/jwt_guard.wasm
 build:
-	cargo build --release --target wasm32-wasip1
+	cargo build --release --target wasm32-wasip1 --lib
+
+## cli: the jwt-guard command line (check-config, explain) at target/release/jwt-guard
+cli:
+	cargo build --release --bin jwt-guard
 
 ## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest) and Envoy
 deps: $(VENV)/.deps-installed
@@ -32,7 +36,7 @@ run: build deps
 	$(PYTHON) tests/support/demo.py
 
 ## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
-test: lint unit conformance e2e
+test: lint unit conformance cli-test e2e
 
 lint:
 	cargo clippy --all-targets -- -D warnings
@@ -43,6 +47,9 @@ unit:
 
 conformance:
 	cargo test --test conformance -- --nocapture
+
+cli-test:
+	cargo test --test cli
 
 e2e: build deps
 	$(PYTHON) -m pytest tests/e2e -q

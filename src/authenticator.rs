@@ -28,46 +28,138 @@ pub struct Verified {
     pub payload_b64: String,
 }
 
+/// The checks, in the order they run. `explain` shows each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Size,
+    Shape,
+    Decoding,
+    Algorithm,
+    Crit,
+    Issuer,
+    KeyId,
+    Time,
+    Audience,
+    Signature,
+    Classification,
+    Typ,
+    Lifetime,
+    Client,
+}
+
+impl Check {
+    pub const ALL: [Check; 14] = [
+        Check::Size,
+        Check::Shape,
+        Check::Decoding,
+        Check::Algorithm,
+        Check::Crit,
+        Check::Issuer,
+        Check::KeyId,
+        Check::Time,
+        Check::Audience,
+        Check::Signature,
+        Check::Classification,
+        Check::Typ,
+        Check::Lifetime,
+        Check::Client,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Size => "size",
+            Check::Shape => "shape",
+            Check::Decoding => "decoding",
+            Check::Algorithm => "algorithm",
+            Check::Crit => "crit",
+            Check::Issuer => "issuer",
+            Check::KeyId => "key id",
+            Check::Time => "exp/nbf",
+            Check::Audience => "audience",
+            Check::Signature => "signature",
+            Check::Classification => "access vs ID token",
+            Check::Typ => "typ",
+            Check::Lifetime => "lifetime",
+            Check::Client => "client",
+        }
+    }
+}
+
+/// Sees each check as it passes or fails. The request path uses `NoTrace`, which compiles
+/// away; `explain` records them.
+pub trait Tracer {
+    fn passed(&mut self, check: Check);
+}
+
+pub struct NoTrace;
+
+impl Tracer for NoTrace {
+    #[inline(always)]
+    fn passed(&mut self, _: Check) {}
+}
+
 /// Authenticates `token` for `provider` at `now` (Unix seconds).
 pub fn authenticate(provider: &Provider, keys: &KeySet, token: &str, now: u64) -> Result<Verified, Reason> {
+    authenticate_traced(provider, keys, token, now, &mut NoTrace)
+}
+
+/// `authenticate`, reporting each check that passes to `t`. The first check not reported
+/// is the one that failed.
+pub fn authenticate_traced<T: Tracer>(provider: &Provider, keys: &KeySet, token: &str, now: u64, t: &mut T) -> Result<Verified, Reason> {
     if token.len() > provider.max_token_size {
         return Err(Reason::TooLarge);
     }
+    t.passed(Check::Size);
     match token::shape(token) {
         Shape::Jws => {}
         Shape::Jwe => return Err(Reason::Jwe),
         Shape::Opaque => return Err(Reason::Opaque),
         Shape::Malformed => return Err(Reason::Malformed("a JWS has three dot-separated parts")),
     }
+    t.passed(Check::Shape);
     let jwt = token::parse(token)?;
+    t.passed(Check::Decoding);
     let alg = check_algorithm(provider, &jwt.header.alg)?;
+    t.passed(Check::Algorithm);
     if !jwt.header.crit.is_empty() {
         return Err(Reason::Crit);
     }
+    t.passed(Check::Crit);
     let claims = &jwt.claims;
     if let Some(issuer) = &provider.issuer {
         if claims.iss.as_deref() != Some(issuer.as_str()) {
             return Err(Reason::Issuer);
         }
     }
+    t.passed(Check::Issuer);
     has_candidate(&jwt, alg, keys)?;
+    t.passed(Check::KeyId);
     check_time(provider, claims.exp, claims.nbf, now)?;
+    t.passed(Check::Time);
     let kind = classify(provider, &jwt.header, claims);
     let audience_ok = provider.audiences.is_empty() || claims.aud.iter().any(|a| provider.audiences.contains(a));
     if !audience_ok && !matches!(kind, Kind::Id(_)) {
         return Err(Reason::Audience);
     }
+    if audience_ok {
+        t.passed(Check::Audience);
+    }
     verify_signature(&jwt, alg, keys)?;
+    t.passed(Check::Signature);
     if let Kind::Id(_) = kind {
         return Err(Reason::IdToken);
     }
+    t.passed(Check::Classification);
     if let Some(required) = &provider.require_typ {
         if jwt.header.typ.as_deref().map(normalize_typ).as_deref() != Some(required.as_str()) {
             return Err(Reason::Typ);
         }
     }
+    t.passed(Check::Typ);
     check_lifetime(provider, claims.exp, claims.iat)?;
+    t.passed(Check::Lifetime);
     check_client(provider, &claims.all)?;
+    t.passed(Check::Client);
     Ok(Verified {
         exp: claims.exp,
         kid: jwt.header.kid.clone(),

@@ -1,0 +1,140 @@
+//! The `jwt-guard` command line: check-config and explain, run as a user would.
+
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+
+const JWKS: &str = include_str!("../src/testdata/jwks.json");
+const ISS: &str = "https://issuer.test/";
+const API: &str = "https://api.test";
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("jwt-guard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(name: &str, text: &str) -> String {
+    let p = dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwt-guard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    (status.code().unwrap(), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    jwt_guard::base64url::encode(v.to_string().as_bytes())
+}
+
+fn token(header: serde_json::Value, claims: serde_json::Value) -> String {
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let key = EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der"));
+    format!("{input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::RS256).unwrap())
+}
+
+fn local_config() -> String {
+    let c = json!({"realm": "api", "providers": {"auth0": {"issuer": ISS, "audiences": [API], "id_token_audiences": ["client-1"],
+                   "local_jwks": {"inline_string": JWKS}, "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]}}});
+    write("local.json", &c.to_string())
+}
+
+const NOW: &str = "1800000000";
+
+fn access() -> String {
+    token(json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}),
+          json!({"iss": ISS, "aud": API, "sub": "user-1", "exp": 1_800_003_600u64}))
+}
+
+fn id() -> String {
+    token(json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
+          json!({"iss": ISS, "aud": "client-1", "sub": "user-1", "nonce": "n", "exp": 1_800_003_600u64}))
+}
+
+#[test]
+fn check_config_accepts_and_refuses_with_the_plugins_messages() {
+    let (code, out, _) = run(&["check-config", &local_config()], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("OK (1 provider: auth0;"), "{out}");
+    let bad = write("bad.json", &json!({"providers": {"auth0": {"issuer": ISS, "audiences": []}}}).to_string());
+    let (code, _, err) = run(&["check-config", &bad], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid jwt-guard configuration: providers.auth0.audiences"), "{err}");
+    let (code, _, err) = run(&["check-config", "/nonexistent.json"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent.json"));
+}
+
+#[test]
+fn explain_an_access_token() {
+    let (code, out, _) = run(&["explain", "--config", &local_config(), "--now", NOW, &access()], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("classification: access token (header typ at+jwt)"), "{out}");
+    assert!(out.contains("pass  signature"));
+    assert!(out.contains("verdict: valid"));
+    assert!(out.contains("status: allowed"));
+    assert!(out.contains("set header: x-sub: user-1"));
+    assert!(out.contains("remove header: authorization"));
+}
+
+#[test]
+fn explain_an_id_token_from_stdin() {
+    let (code, out, _) = run(&["explain", "--config", &local_config(), "--now", NOW, "-"], Some(&format!("Bearer {}\n", id())));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("classification: ID token (claim `nonce` is present)"), "{out}");
+    assert!(out.contains("pass  signature"));
+    assert!(out.contains("FAIL  access vs ID token: id_token"));
+    assert!(out.contains("----  typ (not reached)"));
+    assert!(out.contains("status: 401"));
+    assert!(out.contains("www-authenticate: Bearer realm=\"api\", error=\"invalid_token\""));
+    assert!(out.contains("\"error\":\"invalid_token\""));
+}
+
+#[test]
+fn explain_names_the_failing_check() {
+    let (code, out, _) = run(&["explain", "--config", &local_config(), "--now", "1900000000", &access()], None);
+    assert_eq!(code, 2);
+    assert!(out.contains("pass  key id") && out.contains("FAIL  exp/nbf: expired"), "{out}");
+    let (code, out, _) = run(&["explain", "--config", &local_config(), "opaque-token-value"], None);
+    assert_eq!(code, 2);
+    assert!(out.contains("shape: opaque (not a JWT)") && out.contains("FAIL  shape: opaque"), "{out}");
+}
+
+#[test]
+fn explain_remote_providers_need_jwks() {
+    let c = json!({"providers": {"auth0": {"issuer": ISS, "audiences": [API],
+                   "remote_jwks": {"http_uri": {"uri": "https://issuer.test/jwks", "cluster": "c"}}}}});
+    let cfg = write("remote.json", &c.to_string());
+    let (code, out, _) = run(&["explain", "--config", &cfg, "--now", NOW, &access()], None);
+    assert_eq!(code, 2);
+    assert!(out.contains("pass --jwks FILE"), "{out}");
+    let jwks = write("jwks.json", JWKS);
+    let (code, out, _) = run(&["explain", "--config", &cfg, "--jwks", &jwks, "--now", NOW, &access()], None);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn usage_errors() {
+    assert_eq!(run(&[], None).0, 1);
+    assert_eq!(run(&["explain"], None).0, 1);
+    assert_eq!(run(&["explain", "--config"], None).0, 1);
+    let (code, out, _) = run(&["--help"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("check-config"));
+}
