@@ -51,7 +51,7 @@ conformance:
 cli-test:
 	cargo test --test cli
 
-e2e: build deps
+e2e: build cli deps
 	$(PYTHON) -m pytest tests/e2e -q
 
 clean:
