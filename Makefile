@@ -7,7 +7,7 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build cli envoy deps run test unit conformance cli-test lint e2e clean
+.PHONY: all build cli envoy deps run test unit conformance cli-test lint e2e bench clean
 
 all: build
 
@@ -53,6 +53,12 @@ cli-test:
 
 e2e: build cli deps
 	$(PYTHON) -m pytest tests/e2e -q
+
+## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md
+bench: build deps
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop/Cargo.toml
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PYTHON) bench/run.py
 
 clean:
 	cargo clean

@@ -1,0 +1,249 @@
+"""`make bench`: jwt-guard beside Envoy's native jwt_authn, in the same Envoy build.
+
+Each configuration runs as its own Envoy with one worker and a direct-response route, so only
+the auth filter differs. wrk (1 thread, 8 connections) drives them in turn, round after round;
+the report gives medians over rounds, p50/p99 latency, and each ratio to its native
+counterpart. Results go to bench/results.md and bench/results.svg.
+
+Environment: ENVOY (any Envoy), BENCH_ROUNDS (3), BENCH_SECONDS (5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+
+from jwtguard_support import ROOT, WASM, Envoy, Signer, envoy_command, free_port, request  # noqa: E402
+
+NOOP_WASM = HERE / "noop" / "target" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+ISSUER = "https://bench.example.com/"
+API = "https://api.bench.test"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+
+
+def listener(admin: int, listen: int, filters: str) -> str:
+    return f"""
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: bench
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: bench
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200, body: {{inline_string: "ok"}}}}
+          http_filters:
+{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
+def wasm_filter(path: Path, config: str) -> str:
+    return f"""          - name: wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: bench
+                root_id: bench
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: bench
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{path}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(config)}"""
+
+
+def jwt_authn(jwks: dict, cache: bool) -> str:
+    cache_cfg = "\n                  jwt_cache_config: {jwt_cache_size: 1000}" if cache else ""
+    return f"""          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                p:
+                  issuer: {ISSUER}
+                  audiences: [{API}]
+                  local_jwks: {{inline_string: {json.dumps(json.dumps(jwks))}}}{cache_cfg}
+              rules:
+              - match: {{prefix: /}}
+                requires: {{provider_name: p}}"""
+
+
+def guard(jwks: dict, cache_size: int) -> str:
+    cfg = {"providers": {"p": {"issuer": ISSUER, "audiences": [API],
+                               "local_jwks": {"inline_string": json.dumps(jwks)},
+                               "jwt_cache_config": {"jwt_cache_size": cache_size}}}}
+    return wasm_filter(WASM, json.dumps(cfg))
+
+
+def scenarios(signer: Signer):
+    jwks = signer.jwks()
+    rs = signer.access_token(API, "bench-client", lifetime=24 * 3600)
+    es = signer.access_token(API, "bench-client", alg="ES256", lifetime=24 * 3600)
+    h, p, s = rs.split(".")
+    forged = f"{h}.{p}.{s[:-8]}AAAAAAAA"
+    # name, filters, token, expected status, native counterpart
+    return [
+        ("envoy, no auth filter", "", rs, 200, None),
+        ("wasm floor (no-op filter)", wasm_filter(NOOP_WASM, "{}"), rs, 200, None),
+        ("jwt_authn, cache", jwt_authn(jwks, True), rs, 200, None),
+        ("jwt_authn, RS256", jwt_authn(jwks, False), rs, 200, None),
+        ("jwt_authn, ES256", jwt_authn(jwks, False), es, 200, None),
+        ("jwt_authn, forged", jwt_authn(jwks, False), forged, 401, None),
+        ("jwt-guard, hot (cache)", guard(jwks, 1000), rs, 200, "wasm floor (no-op filter)"),
+        ("jwt-guard, cold RS256", guard(jwks, 0), rs, 200, "jwt_authn, RS256"),
+        ("jwt-guard, cold ES256", guard(jwks, 0), es, 200, "jwt_authn, ES256"),
+        ("jwt-guard, forged", guard(jwks, 0), forged, 401, "jwt_authn, forged"),
+    ]
+
+
+TARGETS = {
+    "jwt-guard, hot (cache)": 0.95,
+    "jwt-guard, cold RS256": 0.5,
+    "jwt-guard, cold ES256": 0.5,
+    "jwt-guard, forged": 0.5,
+}
+
+
+def to_ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def run_wrk(port: int, token: str, seconds: int) -> dict:
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-H", f"authorization: Bearer {token}",
+                          f"http://127.0.0.1:{port}/bench"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors.group(1) if errors else ""}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    version = subprocess.run(envoy_command() + ["--version"], capture_output=True, text=True).stdout.strip()
+    version = re.search(r"version: \S+", version).group(0) if "version:" in version else version
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}; Envoy {version}"
+
+
+def svg(rows: list) -> str:
+    width, bar_h, gap, label_w = 760, 22, 8, 210
+    peak = max(r["rps"] for r in rows)
+    height = 30 + len(rows) * (bar_h + gap)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<text x="{label_w}" y="16" font-weight="bold">requests/s, median of rounds (1 Envoy worker, wrk -t1 -c8)</text>']
+    for i, r in enumerate(rows):
+        y = 26 + i * (bar_h + gap)
+        w = (width - label_w - 90) * r["rps"] / peak
+        color = "#2b6cb0" if r["name"].startswith("jwt-guard") else "#a0aec0"
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{r["name"]}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}">{r["rps"]:,.0f}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def main() -> int:
+    for need in (WASM, NOOP_WASM):
+        if not need.exists():
+            print(f"{need} is missing: run `make bench` (it builds both)", file=sys.stderr)
+            return 1
+    signer = Signer(ISSUER)
+    plan = scenarios(signer)
+    envoys = []
+    try:
+        for name, filters, token, want, native in plan:
+            admin, listen = free_port(), free_port()
+            e = Envoy(listener(admin, listen, filters), admin, listen, log_level="warning")
+            e.start()
+            got = request(listen, "/bench", {"authorization": f"Bearer {token}"}).status
+            if got != want:
+                raise RuntimeError(f"{name}: expected {want}, got {got}")
+            envoys.append((name, e, token, native))
+        samples = {name: [] for name, *_ in envoys}
+        for r in range(ROUNDS):
+            for name, e, token, _ in envoys:
+                run_wrk(e.listen_port, token, 1)  # warm up
+                samples[name].append(run_wrk(e.listen_port, token, SECONDS))
+                print(f"round {r + 1}/{ROUNDS}: {name}: {samples[name][-1]['rps']:,.0f} req/s", flush=True)
+    finally:
+        for _, e, _, _ in envoys:
+            e.stop()
+
+    rows = []
+    for name, _, _, native in envoys:
+        s = samples[name]
+        rows.append({"name": name, "native": native, "rps": statistics.median(x["rps"] for x in s),
+                     "p50": statistics.median(x["p50"] for x in s), "p99": statistics.median(x["p99"] for x in s),
+                     "all": [round(x["rps"]) for x in s]})
+    by_name = {r["name"]: r for r in rows}
+    native_rs = by_name["jwt_authn, RS256"]["rps"]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results", "",
+        f"Measured {when} on {machine()}.",
+        f"Each configuration is its own Envoy (`--concurrency 1`, direct-response route); wrk -t1 -c8, "
+        f"{ROUNDS} rounds of {SECONDS} s, interleaved. Medians over rounds.", "",
+        "| configuration | req/s (median) | rounds | p50 ms | p99 ms | vs jwt_authn RS256 | vs its counterpart | target |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    verdicts = []
+    for r in rows:
+        vs = ""
+        target = ""
+        if r["native"]:
+            ratio = r["rps"] / by_name[r["native"]]["rps"]
+            vs = f"{ratio:.2f}x {r['native']}"
+            t = TARGETS[r["name"]]
+            ok = ratio >= t
+            target = f"≥ {t}x: {'met' if ok else 'MISSED'}"
+            verdicts.append((r["name"], ratio, t, ok))
+        lines.append(f"| {r['name']} | {r['rps']:,.0f} | {', '.join(f'{x:,}' for x in r['all'])} | {r['p50']:.2f} | "
+                     f"{r['p99']:.2f} | {r['rps'] / native_rs:.2f}x | {vs} | {target} |")
+    lines += ["", "![requests per second](results.svg)", ""]
+    (HERE / "results.md").write_text("\n".join(lines))
+    (HERE / "results.svg").write_text(svg(rows))
+    print("\n".join(lines))
+    missed = [v for v in verdicts if not v[3]]
+    print(f"\ntargets: {len(verdicts) - len(missed)} met, {len(missed)} missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
