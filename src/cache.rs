@@ -1,84 +1,200 @@
-//! The verified-token cache: a bounded map from token to what its verification produced, so a
-//! client that reuses a token pays for the signature once. Entries are dropped when the token
-//! expires and whenever the provider's keys change, so a key that leaves the JWKS stops
-//! vouching for cached tokens at once.
+//! Per-provider token caches, so a client that reuses a token pays for its signature once.
+//!
+//! - The verified-token cache holds up to `jwt_cache_size` tokens, least recently used out
+//!   first. An entry never outlives the token's `exp`, and every entry goes when the
+//!   provider's keys change, so a key that leaves the JWKS stops vouching for cached tokens
+//!   at once.
+//! - The negative cache remembers up to `NEGATIVE_CACHE_SIZE` rejections whose answer cannot
+//!   change for the same token and keys (a bad signature stays bad), so replaying a forged
+//!   token costs a lookup, not a signature check.
+//!
+//! Keys are the token strings themselves in a std `HashMap`, whose SipHash is seeded per
+//! process: an attacker can neither collide entries nor confuse two tokens.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::authenticator::Verified;
+use crate::reason::Reason;
 
-#[derive(Debug, Default)]
-pub struct TokenCache {
+pub const NEGATIVE_CACHE_SIZE: usize = 1024;
+
+#[derive(Debug)]
+struct Entry<V> {
+    value: V,
+    last_used: u64,
+}
+
+/// A map with least-recently-used eviction. Eviction scans for the oldest entry, which costs
+/// less than one signature check for the cache sizes jwt-guard uses.
+#[derive(Debug)]
+struct Lru<V> {
     capacity: usize,
-    entries: HashMap<(usize, String), Verified>,
-    /// Insertion order, for eviction of the oldest entry.
-    order: VecDeque<(usize, String)>,
+    clock: u64,
+    map: HashMap<String, Entry<V>>,
+}
+
+impl<V> Lru<V> {
+    fn new(capacity: usize) -> Lru<V> {
+        Lru { capacity, clock: 0, map: HashMap::new() }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&V> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(key).map(|e| {
+            e.last_used = clock;
+            &e.value
+        })
+    }
+
+    fn put(&mut self, key: &str, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.clock += 1;
+        if self.map.len() >= self.capacity && !self.map.contains_key(key) {
+            let oldest = self.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.map.remove(&k);
+            }
+        }
+        self.map.insert(key.to_string(), Entry { value, last_used: self.clock });
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+#[derive(Debug)]
+pub struct TokenCache {
+    verified: Lru<Rc<Verified>>,
+    rejected: Lru<Reason>,
     pub hits: u64,
     pub misses: u64,
 }
 
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new(0)
+    }
+}
+
+/// Rejections that hold for the same token and keys whatever the time: everything but
+/// `nbf` (time will cure it) and unknown keys (a refetch may cure it).
+fn is_permanent(reason: &Reason) -> bool {
+    !matches!(reason, Reason::NotYetValid | Reason::UnknownKid | Reason::KeysUnavailable)
+}
+
 impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
-        TokenCache { capacity, ..TokenCache::default() }
+        TokenCache { verified: Lru::new(capacity), rejected: Lru::new(NEGATIVE_CACHE_SIZE), hits: 0, misses: 0 }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.verified.map.len()
+    }
+
+    pub fn rejected_len(&self) -> usize {
+        self.rejected.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.verified.map.is_empty()
     }
 
-    /// A cached verdict that is still within `exp` (with the same skew the check used).
-    pub fn get(&mut self, provider: usize, token: &str, now: u64, skew: u64) -> Option<Verified> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let key = (provider, token.to_string());
-        match self.entries.get(&key) {
-            Some(v) if v.exp.is_none_or(|exp| now < exp.saturating_add(skew)) => {
+    /// A cached verdict still within `exp` (with the same skew the check used): the verified
+    /// claims, or a permanent rejection.
+    pub fn get(&mut self, token: &str, now: u64, skew: u64) -> Option<Result<Rc<Verified>, Reason>> {
+        if let Some(v) = self.verified.get(token) {
+            if v.exp.is_none_or(|exp| now < exp.saturating_add(skew)) {
+                let v = v.clone();
                 self.hits += 1;
-                Some(v.clone())
+                return Some(Ok(v));
             }
-            Some(_) => {
-                self.entries.remove(&key);
-                self.misses += 1;
-                None
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
+            self.verified.remove(token);
+        } else if let Some(r) = self.rejected.get(token) {
+            let r = r.clone();
+            self.hits += 1;
+            return Some(Err(r));
+        }
+        self.misses += 1;
+        None
+    }
+
+    pub fn put(&mut self, token: &str, verdict: &Result<Rc<Verified>, Reason>) {
+        match verdict {
+            Ok(v) => self.verified.put(token, v.clone()),
+            Err(r) if is_permanent(r) => self.rejected.put(token, r.clone()),
+            Err(_) => {}
         }
     }
 
-    pub fn put(&mut self, provider: usize, token: &str, verified: Verified) {
-        if self.capacity == 0 {
-            return;
-        }
-        let key = (provider, token.to_string());
-        if self.entries.insert(key.clone(), verified).is_none() {
-            self.order.push_back(key);
-        }
-        while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
-            }
-        }
-        // Keys evicted by expiry leave stale order entries; keep the queue bounded too.
-        if self.order.len() > self.capacity.saturating_mul(2) {
-            let entries = &self.entries;
-            self.order.retain(|k| entries.contains_key(k));
-        }
+    /// Forgets everything: called whenever the provider's key set changes.
+    pub fn clear(&mut self) {
+        self.verified.clear();
+        self.rejected.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(exp: Option<u64>) -> Rc<Verified> {
+        Rc::new(Verified { exp, kid: None, iss: None, sub: None, scopes: vec![], claim_headers: vec![], payload_b64: String::new() })
     }
 
-    /// Forgets every token of a provider: called whenever its key set changes.
-    pub fn clear_provider(&mut self, provider: usize) {
-        self.entries.retain(|(p, _), _| *p != provider);
-        self.order.retain(|(p, _)| *p != provider);
+    #[test]
+    fn least_recently_used_goes_first() {
+        let mut c = TokenCache::new(2);
+        c.put("a", &Ok(verified(None)));
+        c.put("b", &Ok(verified(None)));
+        assert!(c.get("a", 0, 0).is_some());
+        c.put("c", &Ok(verified(None)));
+        assert!(c.get("b", 0, 0).is_none(), "b was least recently used");
+        assert!(c.get("a", 0, 0).is_some());
+        assert!(c.get("c", 0, 0).is_some());
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn entries_never_outlive_exp() {
+        let mut c = TokenCache::new(10);
+        c.put("t", &Ok(verified(Some(100))));
+        assert!(c.get("t", 99, 0).is_some());
+        assert!(c.get("t", 100, 0).is_none());
+        assert!(c.is_empty());
+        c.put("u", &Ok(verified(Some(100))));
+        assert!(c.get("u", 159, 60).is_some(), "the same skew as the check");
+    }
+
+    #[test]
+    fn size_zero_caches_no_verified_tokens() {
+        let mut c = TokenCache::new(0);
+        c.put("t", &Ok(verified(None)));
+        assert!(c.get("t", 0, 0).is_none());
+    }
+
+    #[test]
+    fn negative_cache_keeps_permanent_rejections_only_and_is_bounded() {
+        let mut c = TokenCache::new(0);
+        c.put("forged", &Err(Reason::BadSignature));
+        assert_eq!(c.get("forged", 0, 0), Some(Err(Reason::BadSignature)));
+        c.put("early", &Err(Reason::NotYetValid));
+        c.put("rotated", &Err(Reason::UnknownKid));
+        assert!(c.get("early", 0, 0).is_none());
+        assert!(c.get("rotated", 0, 0).is_none());
+        for i in 0..3 * NEGATIVE_CACHE_SIZE {
+            c.put(&format!("f{i}"), &Err(Reason::BadSignature));
+        }
+        assert_eq!(c.rejected_len(), NEGATIVE_CACHE_SIZE);
+        c.clear();
+        assert_eq!(c.rejected_len(), 0);
     }
 }

@@ -2,6 +2,8 @@
 //! token, and what to do (let through with header changes, refuse, or wait for keys).
 //! Everything here is pure: time, headers and key sets come in as arguments.
 
+use std::rc::Rc;
+
 use crate::authenticator::{authenticate, Verified};
 use crate::cache::TokenCache;
 use crate::config::{Config, Requirement};
@@ -60,7 +62,7 @@ pub struct Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `verified`: the providers whose tokens verified, by index.
-    Allow { mutations: Mutations, verified: Vec<(usize, Verified)> },
+    Allow { mutations: Mutations, verified: Vec<(usize, Rc<Verified>)> },
     Deny(Denial),
     /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
     /// pause it and decide again when they land. `refetch` lists the providers whose keys
@@ -72,7 +74,7 @@ pub enum Outcome {
 enum ProviderOutcome {
     Missing,
     Failed(Reason),
-    Verified(Verified),
+    Verified(Rc<Verified>),
     Wait,
 }
 
@@ -151,7 +153,7 @@ impl Engine {
                 self.deny_with(reason, p, token)
             }
             Eval::Ok => {
-                let verified: Vec<(usize, Verified)> = ev
+                let verified: Vec<(usize, Rc<Verified>)> = ev
                     .outcomes
                     .iter()
                     .enumerate()
@@ -209,7 +211,7 @@ impl Engine {
         Mutations { remove_headers: self.config.protected_headers.clone(), ..Mutations::default() }
     }
 
-    fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Verified)]) -> Mutations {
+    fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Rc<Verified>)]) -> Mutations {
         let mut m = self.base_mutations();
         let mut path = req.path.to_string();
         let mut cookies_to_drop: Vec<&str> = Vec::new();
@@ -273,24 +275,26 @@ impl Evaluation<'_, '_, '_> {
                     KeyState::Unavailable => ProviderOutcome::Failed(Reason::KeysUnavailable),
                     KeyState::Ready(keys, kid_refetch) => {
                         let cache = &mut self.caches[i];
-                        match cache.get(i, &found.token, self.now, provider.clock_skew_seconds) {
-                            Some(v) => ProviderOutcome::Verified(v),
-                            None => match authenticate(provider, keys, &found.token, self.now) {
-                                Ok(v) => {
-                                    cache.put(i, &found.token, v.clone());
-                                    ProviderOutcome::Verified(v)
-                                }
-                                // The issuer may have rotated keys since we fetched them.
-                                Err(Reason::UnknownKid) => match kid_refetch {
+                        let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
+                            Some(v) => v,
+                            None => {
+                                let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
+                                cache.put(&found.token, &v);
+                                v
+                            }
+                        };
+                        match verdict {
+                            Ok(v) => ProviderOutcome::Verified(v),
+                            // The issuer may have rotated keys since we fetched them.
+                            Err(Reason::UnknownKid) => match kid_refetch {
                                     KidRefetch::Allowed => {
                                         self.refetch.push(i);
                                         ProviderOutcome::Wait
                                     }
                                     KidRefetch::Pending => ProviderOutcome::Wait,
                                     KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
-                                },
-                                Err(r) => ProviderOutcome::Failed(r),
                             },
+                            Err(r) => ProviderOutcome::Failed(r),
                         }
                     }
                 };

@@ -12,6 +12,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod extractor;
+pub mod fast_rsa;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod log_limit;

@@ -10,6 +10,7 @@ use crate::token::Jwt;
 /// Finds the keys for the token and checks its signature. Key selection errors come first
 /// so a token for a rotated-out key says "unknown kid", not "bad signature".
 pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
+    crate::fast_rsa::install();
     let candidates = keys.select(alg, jwt.header.kid.as_deref()).map_err(|e| match e {
         SelectError::UnknownKid => Reason::UnknownKid,
         SelectError::NoCompatibleKey => Reason::NoCompatibleKey,

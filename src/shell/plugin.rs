@@ -45,7 +45,12 @@ pub struct Plugin {
     slots: Vec<KeySlot>,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
-    metrics: HashMap<Metric, u32>,
+    /// Metric → index into `metric_ids` and `deltas`.
+    metrics: HashMap<Metric, usize>,
+    metric_ids: Vec<u32>,
+    /// Counts not yet handed to the host: requests bump these, ticks flush them, so the
+    /// request path makes no metric hostcalls.
+    deltas: Vec<u64>,
     id_token_log: LogLimiter,
 }
 
@@ -69,6 +74,8 @@ impl Plugin {
             caches,
             pending: Vec::new(),
             metrics: HashMap::new(),
+            metric_ids: Vec::new(),
+            deltas: Vec::new(),
             id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
         }
     }
@@ -78,20 +85,32 @@ impl Plugin {
         let names: Vec<String> = self.engine.config.providers.iter().map(|p| p.name.clone()).collect();
         for m in Metric::all(names.len()) {
             if let Some(id) = host.define_metric(m.is_gauge(), &m.name(&names)) {
-                self.metrics.insert(m, id);
+                self.metrics.insert(m, self.metric_ids.len());
+                self.metric_ids.push(id);
+                self.deltas.push(0);
             }
         }
     }
 
-    fn count(&self, host: &mut impl Host, m: Metric, by: u64) {
-        if let (Some(id), true) = (self.metrics.get(&m), by > 0) {
-            host.increment_metric(*id, by);
+    fn count(&mut self, m: Metric, by: u64) {
+        if let Some(&i) = self.metrics.get(&m) {
+            self.deltas[i] += by;
+        }
+    }
+
+    /// Hands the counts gathered since the last flush to the host.
+    fn flush_metrics(&mut self, host: &mut impl Host) {
+        for (i, delta) in self.deltas.iter_mut().enumerate() {
+            if *delta > 0 {
+                host.increment_metric(self.metric_ids[i], *delta);
+                *delta = 0;
+            }
         }
     }
 
     fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
-        if let Some(id) = self.metrics.get(&m) {
-            host.record_metric(*id, value);
+        if let Some(&i) = self.metrics.get(&m) {
+            host.record_metric(self.metric_ids[i], value);
         }
     }
 
@@ -119,6 +138,7 @@ impl Plugin {
             self.retry_pending(host);
         }
         self.record_gauges(host);
+        self.flush_metrics(host);
     }
 
     fn step_provider(&mut self, host: &mut impl Host, i: usize) {
@@ -180,7 +200,7 @@ impl Plugin {
         let name = &self.engine.config.providers[i].name;
         match self.slots[i].adopt(&stored) {
             Ok(n) => {
-                self.caches[i].clear_provider(i);
+                self.caches[i].clear();
                 debug!("jwt-guard: provider {name} took {n} keys (generation {}) from shared data", self.slots[i].generation);
             }
             Err(e) => warn!("jwt-guard: provider {name} could not use shared keys: {e}"),
@@ -207,7 +227,7 @@ impl Plugin {
             }
             self.slots[i].observe(&next);
             let outcome = if result.is_ok() { Metric::JwksFetchSuccess(i) } else { Metric::JwksFetchFailure(i) };
-            self.count(host, outcome, 1);
+            self.count(outcome, 1);
             match (&result, generation) {
                 (Ok((_, keys)), Some(g)) => {
                     info!("jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})", keys.len(), remote.cluster);
@@ -215,7 +235,7 @@ impl Plugin {
                         warn!("jwt-guard: provider {name} skipped JWKS {s}");
                     }
                     self.slots[i].install(keys.clone(), g, now);
-                    self.caches[i].clear_provider(i);
+                    self.caches[i].clear();
                 }
                 _ => {
                     let why = result.as_ref().err().map_or("", String::as_str);
@@ -252,6 +272,7 @@ impl Plugin {
         }
         self.record_gauges(host);
         self.retry_pending(host);
+        self.flush_metrics(host);
     }
 
     /// The VM is going away: release any fetch lease it holds so others need not wait for it
@@ -309,7 +330,7 @@ impl Plugin {
                 if self.pending.len() >= MAX_PENDING {
                     self.respond(host, &Reason::KeysUnavailable, None);
                 } else {
-                    self.count(host, Metric::Paused, 1);
+                    self.count(Metric::Paused, 1);
                     self.pending.push(context_id);
                 }
                 Action::Pause
@@ -358,14 +379,14 @@ impl Plugin {
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
         for (i, (hits, misses)) in before.into_iter().enumerate() {
             let (h, m) = (self.caches[i].hits, self.caches[i].misses);
-            self.count(host, Metric::CacheHit(i), h - hits);
-            self.count(host, Metric::CacheMiss(i), m - misses);
+            self.count(Metric::CacheHit(i), h - hits);
+            self.count(Metric::CacheMiss(i), m - misses);
         }
         match outcome {
             Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch),
             Outcome::Deny(denial) => {
                 for m in for_denial(&denial.reason, denial.provider) {
-                    self.count(host, m, 1);
+                    self.count(m, 1);
                 }
                 self.log_denial(&denial, &path, now_ms);
                 let r = &denial.response;
@@ -373,9 +394,9 @@ impl Plugin {
                 Applied::Responded
             }
             Outcome::Allow { mutations, verified } => {
-                self.count(host, Metric::Allowed, 1);
+                self.count(Metric::Allowed, 1);
                 for (i, v) in &verified {
-                    self.count(host, Metric::ProviderAllowed(*i), 1);
+                    self.count(Metric::ProviderAllowed(*i), 1);
                     debug!(
                         "jwt-guard: allow provider={} kid={} iss={} sub={}",
                         self.engine.config.providers[*i].name,
@@ -428,9 +449,9 @@ impl Plugin {
         }
     }
 
-    fn respond(&self, host: &mut impl Host, reason: &Reason, provider: Option<usize>) {
+    fn respond(&mut self, host: &mut impl Host, reason: &Reason, provider: Option<usize>) {
         for m in for_denial(reason, provider) {
-            self.count(host, m, 1);
+            self.count(m, 1);
         }
         if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider) {
             host.send_response(d.response.status, &d.response.headers, d.response.body.as_bytes());

@@ -467,7 +467,7 @@ fn metrics_count_decisions_fetches_cache_and_pauses() {
     plugin.on_tick(&mut host);
     let token = bearer();
     host.arrive(&mut plugin, 1, Some(&token));
-    assert_eq!(host.metric("jwt_guard.requests.paused"), 1);
+    assert_eq!(host.metric("jwt_guard.requests.paused"), 0, "counted locally until the next flush");
     plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.arrive(&mut plugin, 2, Some(&token));
     host.arrive(&mut plugin, 3, Some(&format!("Bearer {}", id_token(json!({})))));
@@ -475,6 +475,7 @@ fn metrics_count_decisions_fetches_cache_and_pauses() {
     host.arrive(&mut plugin, 5, Some("Bearer opaque"));
     host.now += 5_000;
     plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.requests.paused"), 1);
     assert_eq!(host.metric("jwt_guard.requests.allowed"), 2);
     assert_eq!(host.metric("jwt_guard.provider.p.allowed"), 2);
     assert_eq!(host.metric("jwt_guard.requests.denied.id_token"), 1);

@@ -50,7 +50,10 @@ def test_metrics_and_logs_after_known_traffic():
             "provider.auth0.jwks_fetch.failure": 0,
             "provider.auth0.keys_loaded": 2,
         }
-        got = {k: stat(k) for k in expected}
+        # Counts reach Envoy on the plugin's next tick (every 200 ms).
+        deadline = time.time() + 3
+        while (got := {k: stat(k) for k in expected}) != expected and time.time() < deadline:
+            time.sleep(0.1)
         assert got == expected
 
         with urllib.request.urlopen(f"http://127.0.0.1:{s.admin}/stats/prometheus", timeout=5) as r:

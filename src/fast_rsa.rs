@@ -1,0 +1,236 @@
+//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), plugged into jsonwebtoken through its
+//! `CryptoProvider`. Everything else stays with jsonwebtoken's RustCrypto provider.
+//!
+//! Why: `rsa` 0.9 rebuilds the public key and its Montgomery constants on every verify and uses
+//! a general-purpose bignum. Here the Montgomery parameters of each key are computed once and
+//! kept, the public exponent 65537 (or 3) is a fixed square-and-multiply chain, and the
+//! arithmetic is crypto-bigint's fixed-size Montgomery multiplication. No bignum code is
+//! written here; only the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2) is.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
+use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
+use jsonwebtoken::signature::{self, Verifier};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// DER `DigestInfo` prefixes (RFC 8017 §9.2, note 1).
+const SHA256_PREFIX: [u8; 19] =
+    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+const SHA384_PREFIX: [u8; 19] =
+    [0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
+const SHA512_PREFIX: [u8; 19] =
+    [0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exponent {
+    F4,
+    Three,
+}
+
+struct Monty<const L: usize> {
+    n: Uint<L>,
+    params: DynResidueParams<L>,
+}
+
+impl<const L: usize> Monty<L>
+where
+    Uint<L>: Encoding,
+{
+    fn new(n: &[u8]) -> Option<Monty<L>> {
+        if n.len() != L * Limb::BYTES {
+            return None;
+        }
+        let n = Uint::<L>::from_be_slice(n);
+        // `new` panics on an even modulus; a JWKS is untrusted input.
+        #[allow(deprecated)]
+        let params = Option::from(DynResidueParams::new_checked(&n))?;
+        Some(Monty { n, params })
+    }
+
+    /// `s^e mod n` as big-endian bytes; `None` unless `s` is a number below `n` of the
+    /// modulus' length (RFC 8017 §5.2.2).
+    fn public_op(&self, s: &[u8], e: Exponent) -> Option<Vec<u8>> {
+        if s.len() != L * Limb::BYTES {
+            return None;
+        }
+        let s = Uint::<L>::from_be_slice(s);
+        if s >= self.n {
+            return None;
+        }
+        let x = DynResidue::new(&s, self.params);
+        let m = match e {
+            Exponent::F4 => {
+                let mut r = x;
+                for _ in 0..16 {
+                    r = r.square();
+                }
+                r.mul(&x)
+            }
+            Exponent::Three => x.square().mul(&x),
+        };
+        Some(m.retrieve().to_be_bytes().as_ref().to_vec())
+    }
+}
+
+enum Modulus {
+    R2048(Box<Monty<{ U2048::LIMBS }>>),
+    R3072(Box<Monty<{ U3072::LIMBS }>>),
+    R4096(Box<Monty<{ U4096::LIMBS }>>),
+}
+
+/// An RSA public key with its Montgomery parameters. Only 2048-, 3072- and 4096-bit moduli
+/// (the sizes issuers use) with e = 65537 or 3 take this path; others stay with `rsa`.
+pub struct PublicKey {
+    modulus: Modulus,
+    e: Exponent,
+}
+
+fn strip(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+impl PublicKey {
+    pub fn new(n: &[u8], e: &[u8]) -> Option<PublicKey> {
+        let e = match strip(e) {
+            [0x01, 0x00, 0x01] => Exponent::F4,
+            [0x03] => Exponent::Three,
+            _ => return None,
+        };
+        let n = strip(n);
+        let modulus = match n.len() {
+            256 => Modulus::R2048(Box::new(Monty::new(n)?)),
+            384 => Modulus::R3072(Box::new(Monty::new(n)?)),
+            512 => Modulus::R4096(Box::new(Monty::new(n)?)),
+            _ => return None,
+        };
+        Some(PublicKey { modulus, e })
+    }
+
+    /// The modulus length in bytes (k in RFC 8017).
+    pub fn size(&self) -> usize {
+        match &self.modulus {
+            Modulus::R2048(_) => 256,
+            Modulus::R3072(_) => 384,
+            Modulus::R4096(_) => 512,
+        }
+    }
+
+    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+        match &self.modulus {
+            Modulus::R2048(m) => m.public_op(sig, self.e),
+            Modulus::R3072(m) => m.public_op(sig, self.e),
+            Modulus::R4096(m) => m.public_op(sig, self.e),
+        }
+    }
+
+    /// RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2) of `msg` for RS256/RS384/RS512.
+    pub fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        let (prefix, digest): (&[u8], Vec<u8>) = match alg {
+            Algorithm::RS256 => (&SHA256_PREFIX, Sha256::digest(msg).to_vec()),
+            Algorithm::RS384 => (&SHA384_PREFIX, Sha384::digest(msg).to_vec()),
+            Algorithm::RS512 => (&SHA512_PREFIX, Sha512::digest(msg).to_vec()),
+            _ => return false,
+        };
+        let k = self.size();
+        let t_len = prefix.len() + digest.len();
+        if sig.len() != k || k < t_len + 11 {
+            return false;
+        }
+        let Some(em) = self.public_op(sig) else { return false };
+        let ps_end = k - t_len - 1;
+        em[0] == 0x00
+            && em[1] == 0x01
+            && em[2..ps_end].iter().all(|b| *b == 0xff)
+            && em[ps_end] == 0x00
+            && em[ps_end + 1..ps_end + 1 + prefix.len()] == *prefix
+            && em[k - digest.len()..] == digest[..]
+    }
+}
+
+thread_local! {
+    /// Keys by their `n || e` bytes. jsonwebtoken hands the provider only a `DecodingKey`,
+    /// so this is where the per-key precomputation lives. Each wasm VM is one thread.
+    static KEYS: RefCell<HashMap<Vec<u8>, Rc<PublicKey>>> = RefCell::new(HashMap::new());
+}
+
+/// Enough for every key of a few issuers across a rotation; cleared when full.
+const MAX_KEYS: usize = 64;
+
+fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
+    let mut id = Vec::with_capacity(n.len() + e.len() + 1);
+    id.extend_from_slice(n);
+    id.push(0xff);
+    id.extend_from_slice(e);
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(k) = keys.get(&id) {
+            return Some(k.clone());
+        }
+        let key = Rc::new(PublicKey::new(n, e)?);
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(id, key.clone());
+        Some(key)
+    })
+}
+
+struct FastRsaVerifier {
+    key: Rc<PublicKey>,
+    alg: Algorithm,
+}
+
+impl Verifier<Vec<u8>> for FastRsaVerifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        if self.key.verify(self.alg, msg, signature) {
+            Ok(())
+        } else {
+            Err(signature::Error::new())
+        }
+    }
+}
+
+impl JwtVerifier for FastRsaVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    if matches!(alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
+        if let DecodingKeyKind::RsaModulusExponent { n, e } = key.kind() {
+            if let Some(key) = cached_key(n, e) {
+                return Ok(Box::new(FastRsaVerifier { key, alg: *alg }));
+            }
+        }
+    }
+    (DEFAULT_PROVIDER.verifier_factory)(alg, key)
+}
+
+/// jsonwebtoken's RustCrypto provider with the faster RSA PKCS#1 v1.5 verifier.
+pub static PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: DEFAULT_PROVIDER.signer_factory,
+    verifier_factory,
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_private_key,
+        rsa_pub_components_from_public_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_public_key,
+        ec_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ec_pub_components_from_private_key,
+        ed_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ed_pub_components_from_private_key,
+        compute_digest: DEFAULT_PROVIDER.key_utils.compute_digest,
+    },
+};
+
+/// Installs `PROVIDER` as jsonwebtoken's process-wide default, once.
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = PROVIDER.install_default();
+    });
+}
