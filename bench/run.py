@@ -5,7 +5,9 @@ the auth filter differs. wrk (1 thread, 8 connections) drives them in turn, roun
 the report gives medians over rounds, p50/p99 latency, and each ratio to its native
 counterpart. Results go to bench/results.md and bench/results.svg.
 
-Environment: ENVOY (any Envoy), BENCH_ROUNDS (3), BENCH_SECONDS (5).
+Environment: ENVOY (any Envoy), BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_ONLY (comma-separated
+substrings of configuration names, for quick experiments; the counterparts come along, and
+results files are left alone).
 """
 
 from __future__ import annotations
@@ -186,6 +188,12 @@ def main() -> int:
             return 1
     signer = Signer(ISSUER)
     plan = scenarios(signer)
+    only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
+    if only:
+        keep = {p[0] for p in plan if any(o in p[0] for o in only)}
+        keep |= {p[4] for p in plan if p[0] in keep and p[4]}
+        keep.add("jwt_authn, RS256")
+        plan = [p for p in plan if p[0] in keep]
     envoys = []
     try:
         for name, filters, token, want, native in plan:
@@ -237,8 +245,9 @@ def main() -> int:
         lines.append(f"| {r['name']} | {r['rps']:,.0f} | {', '.join(f'{x:,}' for x in r['all'])} | {r['p50']:.2f} | "
                      f"{r['p99']:.2f} | {r['rps'] / native_rs:.2f}x | {vs} | {target} |")
     lines += ["", "![requests per second](results.svg)", ""]
-    (HERE / "results.md").write_text("\n".join(lines))
-    (HERE / "results.svg").write_text(svg(rows))
+    if not only:
+        (HERE / "results.md").write_text("\n".join(lines))
+        (HERE / "results.svg").write_text(svg(rows))
     print("\n".join(lines))
     missed = [v for v in verdicts if not v[3]]
     print(f"\ntargets: {len(verdicts) - len(missed)} met, {len(missed)} missed")

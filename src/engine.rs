@@ -38,7 +38,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// `:path`, query string included.
     pub path: &'a str,
-    pub headers: &'a Headers,
+    pub headers: &'a Headers<'a>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,7 +237,7 @@ impl Engine {
             let joined: Vec<String> = req
                 .headers
                 .iter()
-                .filter(|(k, _)| k == "cookie")
+                .filter(|(k, _)| *k == "cookie")
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .collect();
             let mut value = Some(joined.join("; "));

@@ -7,7 +7,7 @@ use crate::reason::Reason;
 
 /// Request headers as the host gives them: lower-case names, raw value bytes (values need not
 /// be UTF-8, and must not be able to panic us).
-pub type Headers = [(String, Vec<u8>)];
+pub type Headers<'a> = [(&'a str, &'a [u8])];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -23,7 +23,7 @@ pub struct Found {
 }
 
 /// Returns the one token the extraction finds, `None` if there is none, or a 400 reason.
-pub fn extract(ex: &Extraction, path: &str, headers: &Headers) -> Result<Option<Found>, Reason> {
+pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
     let mut found: Option<Found> = None;
     let mut keep = |f: Found| -> Result<(), Reason> {
         if found.is_some() {
@@ -66,10 +66,10 @@ fn is_b64token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
-fn from_header(source: &HeaderSource, headers: &Headers) -> Result<Option<String>, Reason> {
+fn from_header(source: &HeaderSource, headers: &Headers<'_>) -> Result<Option<String>, Reason> {
     let mut token: Option<String> = None;
     for (name, raw) in headers {
-        if *name != source.name {
+        if *name != source.name.as_str() {
             continue;
         }
         let Ok(value) = std::str::from_utf8(raw) else {
@@ -146,10 +146,10 @@ fn from_query(name: &str, query: &str) -> Result<Option<String>, Reason> {
     Ok(token)
 }
 
-fn from_cookies(name: &str, headers: &Headers) -> Result<Option<String>, Reason> {
+fn from_cookies(name: &str, headers: &Headers<'_>) -> Result<Option<String>, Reason> {
     let mut token = None;
     for (hname, raw) in headers {
-        if hname != "cookie" {
+        if *hname != "cookie" {
             continue;
         }
         let Ok(value) = std::str::from_utf8(raw) else {

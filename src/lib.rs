@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod extractor;
 pub mod fast_rsa;
+pub mod header_map;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod log_limit;

@@ -213,7 +213,8 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             None => KeyState::Unavailable,
         })
         .collect();
-    let headers = vec![("authorization".to_string(), format!("Bearer {token}").into_bytes())];
+    let auth = format!("Bearer {token}");
+    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
     let req = Request { method: &o.method, path: &o.path, headers: &headers };
     let mut caches = engine.new_caches();
     println!();

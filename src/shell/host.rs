@@ -14,8 +14,9 @@ pub trait Host {
     fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
     /// Makes `context_id` the HTTP context later calls act on. False if it no longer exists.
     fn set_effective_context(&mut self, context_id: u32) -> bool;
-    /// All request headers (pseudo-headers included), lower-case names, raw value bytes.
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// All request headers (pseudo-headers included) in proxy-wasm's serialized map format,
+    /// read with `header_map::parse`.
+    fn request_header_map(&self) -> Vec<u8>;
     fn remove_request_header(&mut self, name: &str);
     fn set_request_header(&mut self, name: &str, value: &str);
     fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]);

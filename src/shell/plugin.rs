@@ -10,6 +10,7 @@ use log::{debug, info, log_enabled, warn, Level};
 use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::engine::{Engine, KeyState, Outcome, Request};
+use crate::header_map;
 use crate::jwks::KeySet;
 use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step};
 use crate::log_limit::LogLimiter;
@@ -364,16 +365,17 @@ impl Plugin {
 
     fn decide_and_apply(&mut self, host: &mut impl Host) -> Applied {
         let now_ms = host.now_ms();
-        let headers = host.request_headers();
+        let raw = host.request_header_map();
+        let headers = header_map::parse(&raw);
         let pseudo = |name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
+                .find(|(k, _)| *k == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .unwrap_or("")
         };
         let (method, path) = (pseudo(":method"), pseudo(":path"));
-        let req = Request { method: &method, path: &path, headers: &headers };
+        let req = Request { method, path, headers: &headers };
         let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
         let before: Vec<(u64, u64)> = self.caches.iter().map(|c| (c.hits, c.misses)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
@@ -388,7 +390,7 @@ impl Plugin {
                 for m in for_denial(&denial.reason, denial.provider) {
                     self.count(m, 1);
                 }
-                self.log_denial(&denial, &path, now_ms);
+                self.log_denial(&denial, path, now_ms);
                 let r = &denial.response;
                 host.send_response(r.status, &r.headers, r.body.as_bytes());
                 Applied::Responded

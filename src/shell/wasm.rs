@@ -27,6 +27,13 @@ proxy_wasm::main! {{
 
 struct ProxyHost;
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// The raw ABI call behind the SDK's `get_map_bytes`, so the map can be parsed without
+    /// copying every header into owned strings.
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Host for ProxyHost {
@@ -68,8 +75,18 @@ impl Host for ProxyHost {
         hostcalls::set_effective_context(context_id).is_ok()
     }
 
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn request_header_map(&self) -> Vec<u8> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a buffer it allocated through this module's
+        // proxy_on_memory_allocate (the global allocator), of `size` bytes, and hands
+        // ownership to us; an empty map leaves `data` null.
+        unsafe {
+            if proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) != 0 || data.is_null() {
+                return Vec::new();
+            }
+            Vec::from_raw_parts(data, size, size)
+        }
     }
 
     fn remove_request_header(&mut self, name: &str) {

@@ -23,8 +23,8 @@ impl World {
     }
 
     fn decide_with(&mut self, method: &str, path: &str, headers: &[(&str, &str)], states: Option<Vec<KeyState<'_>>>) -> Outcome {
-        let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
-        h.push((":path".into(), path.as_bytes().to_vec()));
+        let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        h.push((":path", path.as_bytes()));
         let req = Request { method, path, headers: &h };
         let ready: Vec<KeyState<'_>> = self.keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         let states = states.unwrap_or(ready);
@@ -35,8 +35,8 @@ impl World {
         let keys = std::mem::take(&mut self.keys);
         let ready: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         let out = {
-            let mut h: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
-            h.push((":path".into(), path.as_bytes().to_vec()));
+            let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            h.push((":path", path.as_bytes()));
             let req = Request { method, path, headers: &h };
             self.engine.decide(&req, &ready, NOW, &mut self.caches)
         };

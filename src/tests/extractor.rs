@@ -10,8 +10,8 @@ fn default_ex() -> Extraction {
     }
 }
 
-fn h(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+fn h<'a>(pairs: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> {
+    pairs.to_vec()
 }
 
 fn run(path: &str, headers: &[(&str, &[u8])]) -> Result<Option<Found>, Reason> {

@@ -92,8 +92,10 @@ impl Host for FakeHost {
         self.effective = id;
         self.requests.contains_key(&id)
     }
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        self.requests.get(&self.effective).map(|r| r.headers.clone()).unwrap_or_default()
+    fn request_header_map(&self) -> Vec<u8> {
+        let headers = self.requests.get(&self.effective).map(|r| r.headers.clone()).unwrap_or_default();
+        let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        crate::header_map::serialize(&pairs)
     }
     fn remove_request_header(&mut self, name: &str) {
         if let Some(r) = self.requests.get_mut(&self.effective) {

@@ -1,0 +1,96 @@
+//! Host micro-benchmark of the core: time per verification, per algorithm, cold (signature
+//! checked) and cached (engine with a warm cache), plus where a cold verify spends its time.
+//! `cargo bench --bench core`. Native timings: inside V8 everything is several times slower,
+//! but the proportions are what a change is judged by.
+
+// Bench code: a panic is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use jwt_guard::authenticator::authenticate;
+use jwt_guard::config::{Config, KeySource};
+use jwt_guard::engine::{Engine, KeyState, KidRefetch, Request};
+use jwt_guard::jwks::KeySet;
+use jwt_guard::{base64url, token};
+use serde_json::json;
+
+const JWKS: &str = include_str!("../src/testdata/jwks.json");
+
+fn sign(alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
+    let header = json!({"alg": format!("{alg:?}"), "kid": kid, "typ": "at+jwt"}).to_string();
+    let claims = json!({"iss": "https://issuer.test/", "aud": "https://api.test", "sub": "user-1", "azp": "client-1",
+                        "iat": 1_800_000_000u64, "exp": 4_000_000_000u64, "scope": "read:items write:items"}).to_string();
+    let input = format!("{}.{}", base64url::encode(header.as_bytes()), base64url::encode(claims.as_bytes()));
+    format!("{input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap())
+}
+
+fn time<F: FnMut()>(name: &str, mut f: F) -> Duration {
+    for _ in 0..20 {
+        f();
+    }
+    let mut iters = 1u32;
+    loop {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        let elapsed = start.elapsed();
+        if elapsed > Duration::from_millis(300) {
+            let per = elapsed / iters;
+            println!("{name:<44} {:>10.2} µs", per.as_secs_f64() * 1e6);
+            return per;
+        }
+        iters *= 2;
+    }
+}
+
+fn main() {
+    let cfg = json!({"providers": {"p": {"issuer": "https://issuer.test/", "audiences": ["https://api.test"],
+                     "local_jwks": {"inline_string": JWKS}}}});
+    let config = Config::parse(cfg.to_string().as_bytes()).unwrap();
+    let provider = config.providers[0].clone();
+    let KeySource::Local(keys) = &provider.keys else { unreachable!() };
+    let keys: KeySet = keys.clone();
+    let now = 1_800_000_100;
+    let cases = [
+        ("RS256", sign(Algorithm::RS256, "rsa-1", &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")))),
+        ("PS256", sign(Algorithm::PS256, "rsa-ps", &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")))),
+        ("ES256", sign(Algorithm::ES256, "ec-1", &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec_private_pkcs8.der")))),
+        ("ES384", sign(Algorithm::ES384, "ec384-1", &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec384_private_pkcs8.der")))),
+        ("EdDSA", sign(Algorithm::EdDSA, "ed-1", &EncodingKey::from_ed_der(include_bytes!("../src/testdata/ed_private_pkcs8.der")))),
+    ];
+    println!("jwt-guard core, native host timings per operation");
+    for (name, tok) in &cases {
+        assert!(authenticate(&provider, &keys, tok, now).is_ok(), "{name}");
+        time(&format!("{name} cold: authenticate (all checks + signature)"), || {
+            black_box(authenticate(&provider, &keys, black_box(tok), now).unwrap());
+        });
+    }
+    let (_, rs) = &cases[0];
+    time("RS256 parse only (shape, base64url, JSON, claims)", || {
+        black_box(token::parse(black_box(rs)).unwrap());
+    });
+    let jwt = token::parse(rs).unwrap();
+    time("RS256 signature only", || {
+        jwt_guard::verifier::verify_signature(black_box(&jwt), Algorithm::RS256, &keys).unwrap();
+    });
+    let forged = format!("{}AAAA", &rs[..rs.len() - 4]);
+    time("RS256 forged, cold (no negative cache)", || {
+        black_box(authenticate(&provider, &keys, black_box(&forged), now).unwrap_err());
+    });
+
+    let engine = Engine::new(config);
+    let mut caches = engine.new_caches();
+    let states = [KeyState::Ready(&keys, KidRefetch::Exhausted)];
+    for (name, tok) in &cases {
+        let auth = format!("Bearer {tok}");
+        let headers: Vec<(&str, &[u8])> = vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
+        let req = Request { method: "GET", path: "/api/items", headers: &headers };
+        time(&format!("{name} cached: engine decision, warm cache"), || {
+            black_box(engine.decide(&req, &states, now, &mut caches));
+        });
+    }
+}
