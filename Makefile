@@ -7,7 +7,7 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build cli envoy deps run test unit conformance cli-test lint e2e bench clean
+.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench clean
 
 all: build
 
@@ -36,7 +36,7 @@ run: build deps
 	$(PYTHON) tests/support/demo.py
 
 ## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
-test: lint unit conformance cli-test e2e
+test: lint unit conformance cli-test differential e2e
 
 lint:
 	cargo clippy --all-targets -- -D warnings
@@ -50,6 +50,9 @@ conformance:
 
 cli-test:
 	cargo test --test cli
+
+differential:
+	cargo test --test differential -- --nocapture
 
 e2e: build cli deps
 	$(PYTHON) -m pytest tests/e2e -q
