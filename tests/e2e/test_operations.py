@@ -44,8 +44,10 @@ def test_metrics_and_logs_after_known_traffic():
             "provider.auth0.denied.opaque": 1,
             "provider.auth0.denied.missing": 1,
             "provider.auth0.denied.expired": 1,
-            "provider.auth0.cache.hit": 2,
-            "provider.auth0.cache.miss": 5,
+            # Hits: the 2nd and 3rd valid requests, and the 2nd ID token (a permanent
+            # rejection, answered by the negative cache). Misses: the first of each token.
+            "provider.auth0.cache.hit": 3,
+            "provider.auth0.cache.miss": 4,
             "provider.auth0.jwks_fetch.success": 1,
             "provider.auth0.jwks_fetch.failure": 0,
             "provider.auth0.keys_loaded": 2,
