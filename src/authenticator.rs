@@ -243,6 +243,9 @@ pub fn scopes(claims: &serde_json::Map<String, Value>) -> Vec<String> {
     out
 }
 
+/// Longer claim values are not forwarded: upstreams should not get multi-kilobyte headers.
+pub const MAX_CLAIM_HEADER_BYTES: usize = 4096;
+
 /// Header values from claims: strings as they are, numbers and booleans in JSON form, lists of
 /// those joined with commas. Objects, and any value with control characters (which could
 /// split a header), are not forwarded.
@@ -260,7 +263,7 @@ fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -
             }),
             None => None,
         };
-        if let Some(t) = text.filter(|t| t.bytes().all(|b| b >= 0x20 && b != 0x7f)) {
+        if let Some(t) = text.filter(|t| t.len() <= MAX_CLAIM_HEADER_BYTES && t.bytes().all(|b| b >= 0x20 && b != 0x7f)) {
             out.push((c.header_name.clone(), t));
         }
     }

@@ -39,6 +39,9 @@ pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Opt
     }
     if !ex.params.is_empty() {
         let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        if query.len() > MAX_CREDENTIAL_FIELD_BYTES {
+            return Err(TOO_LARGE);
+        }
         for name in &ex.params {
             if let Some(token) = from_query(name, query)? {
                 keep(Found { token, location: Location::Param(name.clone()) })?;
@@ -57,6 +60,11 @@ pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Opt
 
 const EMPTY: Reason = Reason::InvalidRequest("the bearer token is empty");
 
+/// Credential-bearing headers, cookie headers and query strings larger than this are refused
+/// (400) without being scanned. Tokens themselves are bounded by `max_token_size`.
+pub const MAX_CREDENTIAL_FIELD_BYTES: usize = 16 * 1024;
+const TOO_LARGE: Reason = Reason::InvalidRequest("a credential header, cookie header or query string is too large");
+
 /// RFC 6750 §2.1 b64token, the only characters a bearer credential may hold.
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
@@ -71,6 +79,9 @@ fn from_header(source: &HeaderSource, headers: &Headers<'_>) -> Result<Option<St
     for (name, raw) in headers {
         if *name != source.name.as_str() {
             continue;
+        }
+        if raw.len() > MAX_CREDENTIAL_FIELD_BYTES {
+            return Err(TOO_LARGE);
         }
         let Ok(value) = std::str::from_utf8(raw) else {
             return Err(Reason::InvalidRequest("a credential header is not valid UTF-8"));
@@ -151,6 +162,9 @@ fn from_cookies(name: &str, headers: &Headers<'_>) -> Result<Option<String>, Rea
     for (hname, raw) in headers {
         if *hname != "cookie" {
             continue;
+        }
+        if raw.len() > MAX_CREDENTIAL_FIELD_BYTES {
+            return Err(TOO_LARGE);
         }
         let Ok(value) = std::str::from_utf8(raw) else {
             return Err(Reason::InvalidRequest("the cookie header is not valid UTF-8"));

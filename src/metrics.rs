@@ -50,11 +50,13 @@ pub enum Metric {
     KeysLoaded(usize),
     /// Gauge: seconds since the provider's keys were fetched.
     JwksAgeSeconds(usize),
+    /// Gauge: tokens in this VM's verified-token cache.
+    CacheEntries(usize),
 }
 
 impl Metric {
     pub fn is_gauge(&self) -> bool {
-        matches!(self, Metric::KeysLoaded(_) | Metric::JwksAgeSeconds(_))
+        matches!(self, Metric::KeysLoaded(_) | Metric::JwksAgeSeconds(_) | Metric::CacheEntries(_))
     }
 
     pub fn name(&self, providers: &[String]) -> String {
@@ -71,6 +73,7 @@ impl Metric {
             Metric::CacheMiss(i) => format!("jwt_guard.provider.{}.cache.miss", p(i)),
             Metric::KeysLoaded(i) => format!("jwt_guard.provider.{}.keys_loaded", p(i)),
             Metric::JwksAgeSeconds(i) => format!("jwt_guard.provider.{}.jwks_age_seconds", p(i)),
+            Metric::CacheEntries(i) => format!("jwt_guard.provider.{}.cache.entries", p(i)),
         }
     }
 
@@ -88,6 +91,7 @@ impl Metric {
                 Metric::CacheMiss(i),
                 Metric::KeysLoaded(i),
                 Metric::JwksAgeSeconds(i),
+                Metric::CacheEntries(i),
             ]);
         }
         out
@@ -126,7 +130,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 2 + 21 + 1 + 21 + 6);
+        assert_eq!(Metric::all(1).len(), 2 + 21 + 1 + 21 + 7);
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&providers)).collect();
         assert!(names.len() > 40);
     }

@@ -90,8 +90,41 @@ impl<'de> Deserialize<'de> for UniqueObject {
     }
 }
 
+/// Headers and claims are flat in practice; anything deeper than this is refused before
+/// parsing, so hostile nesting costs nothing (serde_json alone allows 128 levels).
+pub const MAX_JSON_DEPTH: usize = 16;
+
+/// The deepest `{`/`[` nesting in a JSON text, ignoring brackets inside strings.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn decode_object(segment: &str, what: &'static str, dup: &'static str) -> Result<Map<String, Value>, Reason> {
     let bytes = base64url::decode(segment.as_bytes()).map_err(|_| Reason::Malformed(what))?;
+    if json_depth(&bytes) > MAX_JSON_DEPTH {
+        return Err(Reason::Malformed("the JSON is nested too deeply"));
+    }
     match serde_json::from_slice::<UniqueObject>(&bytes) {
         Ok(o) => Ok(o.0),
         Err(e) if e.to_string().contains("duplicate member") => Err(Reason::Malformed(dup)),

@@ -122,6 +122,7 @@ impl Plugin {
             if let Some(age) = slot.age_ms(now) {
                 self.gauge(host, Metric::JwksAgeSeconds(i), age / 1000);
             }
+            self.gauge(host, Metric::CacheEntries(i), self.caches[i].len() as u64);
         }
     }
 

@@ -314,3 +314,13 @@ fn non_canonical_base64_is_malformed() {
     let rest: Vec<&str> = t.split('.').skip(1).collect();
     assert!(matches!(err(&format!("{padded_header}.{}", rest.join("."))), Reason::Malformed(_)));
 }
+
+#[test]
+fn long_claim_values_are_not_forwarded() {
+    let p = json!({"claim_to_headers": [{"header_name": "x-name", "claim_name": "name"}]});
+    let long = "n".repeat(crate::authenticator::MAX_CLAIM_HEADER_BYTES + 1);
+    let t = access_token(json!({"name": long}));
+    assert!(check(p.clone(), &t, NOW).unwrap().claim_headers.is_empty());
+    let t = access_token(json!({"name": "short"}));
+    assert_eq!(check(p, &t, NOW).unwrap().claim_headers.len(), 1);
+}

@@ -103,3 +103,15 @@ fn removal_helpers() {
     assert_eq!(remove_cookie("a=1; session=t; b=2", "session").as_deref(), Some("a=1; b=2"));
     assert_eq!(remove_cookie("session=t", "session"), None);
 }
+
+#[test]
+fn oversized_fields_are_refused_unscanned() {
+    let big = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));
+    assert!(matches!(run("/", &[("authorization", big.as_bytes())]), Err(Reason::InvalidRequest(m)) if m.contains("too large")));
+    let cookie = format!("x={}; session=t", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));
+    assert!(matches!(run("/", &[("cookie", cookie.as_bytes())]), Err(Reason::InvalidRequest(_))));
+    let path = format!("/?q={}", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));
+    assert!(matches!(run(&path, &[]), Err(Reason::InvalidRequest(_))));
+    // Other large headers are none of our business.
+    assert_eq!(run("/", &[("x-big", "a".repeat(100_000).as_bytes())]), Ok(None));
+}

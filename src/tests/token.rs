@@ -80,3 +80,17 @@ fn garbage_never_panics() {
         let _ = parse(&s);
     }
 }
+
+#[test]
+fn json_nesting_is_bounded_before_parsing() {
+    assert_eq!(json_depth(br#"{"a":[1,{"b":2}],"c":"[[[{{{"}"#), 3, "brackets in strings do not count");
+    assert_eq!(json_depth(br#"{"a":"\\\"[["}"#), 1, "escaped quotes stay inside the string");
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+    let t = tok(r#"{"alg":"RS256"}"#, &deep);
+    assert_eq!(parse(&t).unwrap_err(), Reason::Malformed("the JSON is nested too deeply"));
+    let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_JSON_DEPTH - 1), "]".repeat(MAX_JSON_DEPTH - 1));
+    assert!(parse(&tok(r#"{"alg":"RS256"}"#, &ok)).is_ok());
+    // Far deeper than serde_json's own limit: refused cheaply, no stack trouble.
+    let hostile = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(parse(&tok(r#"{"alg":"RS256"}"#, &hostile)).is_err());
+}
