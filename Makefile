@@ -55,6 +55,7 @@ differential:
 	cargo test --test differential -- --nocapture
 
 e2e: build cli deps
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PYTHON) -m pytest tests/e2e -q
 
 ## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md

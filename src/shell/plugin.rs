@@ -52,6 +52,7 @@ pub struct Plugin {
     /// Counts not yet handed to the host: requests bump these, ticks flush them, so the
     /// request path makes no metric hostcalls.
     deltas: Vec<u64>,
+    served_requests: bool,
     id_token_log: LogLimiter,
 }
 
@@ -77,6 +78,7 @@ impl Plugin {
             metrics: HashMap::new(),
             metric_ids: Vec::new(),
             deltas: Vec::new(),
+            served_requests: false,
             id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
         }
     }
@@ -122,7 +124,11 @@ impl Plugin {
             if let Some(age) = slot.age_ms(now) {
                 self.gauge(host, Metric::JwksAgeSeconds(i), age / 1000);
             }
-            self.gauge(host, Metric::CacheEntries(i), self.caches[i].len() as u64);
+            // Envoy shares a gauge across VMs: only VMs that serve requests (workers, not the
+            // main thread's) report their cache, so an idle VM cannot overwrite it with 0.
+            if self.served_requests {
+                self.gauge(host, Metric::CacheEntries(i), self.caches[i].len() as u64);
+            }
         }
     }
 
@@ -317,6 +323,7 @@ impl Plugin {
 
     /// Decides the request of the current HTTP context.
     pub fn on_request(&mut self, host: &mut impl Host, context_id: u32) -> Action {
+        self.served_requests = true;
         let mut applied = self.decide_and_apply(host);
         // Another VM may have published keys since our last tick: use them rather than wait.
         if matches!(&applied, Applied::Waiting(_)) && self.catch_up(host) {

@@ -491,6 +491,18 @@ fn metrics_count_decisions_fetches_cache_and_pauses() {
     assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.failure"), 0);
     assert_eq!(host.metric("jwt_guard.provider.p.keys_loaded"), 5);
     assert_eq!(host.metric("jwt_guard.provider.p.jwks_age_seconds"), 5);
+    assert_eq!(host.metric("jwt_guard.provider.p.cache.entries"), 1);
+}
+
+#[test]
+fn a_vm_that_serves_no_requests_leaves_the_cache_gauge_alone() {
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(config_with(json!({}), json!({})), host.now, 1);
+    plugin.define_metrics(&mut host);
+    let id = host.metrics.iter().find(|(_, (n, _))| n == "jwt_guard.provider.p.cache.entries").map(|(id, _)| *id).unwrap();
+    host.metrics.get_mut(&id).unwrap().1 = 777; // what a worker reported
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.cache.entries"), 777);
 }
 
 #[test]

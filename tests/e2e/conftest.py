@@ -28,7 +28,8 @@ def pytest_sessionstart(session):
 class Stack:
     """Envoy + JWKS server + echo upstream, torn down together."""
 
-    def __init__(self, plugin_config_fn, signer=None, concurrency=1, jwks_delay=0.0, start_jwks=True):
+    def __init__(self, plugin_config_fn, signer=None, concurrency=1, jwks_delay=0.0, start_jwks=True,
+                 failure_policy="FAIL_CLOSED", wasm=None):
         # `start_jwks=False`: the JWKS port is reserved but nothing listens until `jwks.start()`.
         self.signer = signer or Signer(ISSUER)
         self.jwks = JwksServer(self.signer.jwks())
@@ -38,8 +39,10 @@ class Stack:
         self.upstream = EchoUpstream().start()
         self.listen, self.admin = free_port(), free_port()
         self.config = plugin_config_fn(self)
+        extra = {"wasm": wasm} if wasm else {}
         self.envoy = Envoy(envoy_yaml(listen=self.listen, admin=self.admin, upstream=self.upstream.port,
-                                      jwks=self.jwks.port, plugin_config=self.config),
+                                      jwks=self.jwks.port, plugin_config=self.config,
+                                      failure_policy=failure_policy, **extra),
                            self.admin, self.listen, concurrency=concurrency)
 
     def stop(self):

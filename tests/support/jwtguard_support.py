@@ -177,6 +177,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
         pass
 
     def _echo(self):
+        with self.owner.lock:
+            self.owner.requests += 1
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
@@ -196,6 +198,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
 class EchoUpstream(_Server):
     def __init__(self, port: int = 0):
         super().__init__(type("EchoHandler", (_EchoHandler,), {}), port)
+        self.lock = threading.Lock()
+        self.requests = 0
 
 
 # ------------------------------------------------------------------ envoy
@@ -205,10 +209,10 @@ def envoy_command() -> list[str]:
     return shlex.split(os.environ.get("ENVOY") or str(ROOT / ".venv" / "bin" / "envoy"))
 
 
-def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config: dict,
-               wasm: Path = WASM) -> str:
+def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config,
+               wasm: Path = WASM, failure_policy: str = "FAIL_CLOSED") -> str:
     """The e2e Envoy: one listener, jwt-guard then the router, a `jwks` cluster."""
-    config_text = json.dumps(plugin_config)
+    config_text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
     return f"""
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
@@ -229,6 +233,9 @@ static_resources:
             - name: api
               domains: ["*"]
               routes:
+              # Load tests use /direct, so a slow test upstream cannot be the bottleneck.
+              - match: {{prefix: "/direct"}}
+                direct_response: {{status: 200, body: {{inline_string: "ok"}}}}
               - match: {{prefix: "/"}}
                 route: {{cluster: upstream}}
           http_filters:
@@ -238,7 +245,7 @@ static_resources:
               config:
                 name: jwt_guard
                 root_id: jwt_guard
-                failure_policy: FAIL_CLOSED
+                failure_policy: {failure_policy}
                 vm_config:
                   vm_id: jwt_guard
                   runtime: envoy.wasm.runtime.v8
@@ -333,6 +340,13 @@ class Envoy:
                 name, _, value = line.partition(": ")
                 out[name] = value
             return out
+
+    def rss_kib(self) -> int:
+        """Resident memory of the Envoy process, from /proc."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
