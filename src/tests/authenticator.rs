@@ -201,7 +201,8 @@ fn claim_types_are_enforced() {
     ] {
         assert!(matches!(err(&access_token(patch.clone())), Reason::Malformed(m) if m.contains(what)), "{patch}");
     }
-    // aud: null means absent; a fractional exp is truncated.
+    // (The helper drops null claims: this is a token without `aud`. A literal `"aud": null`
+    // is malformed, see tests::token::payload_errors.) A fractional exp is truncated.
     assert_eq!(err(&access_token(json!({"aud": null}))), Reason::Audience);
     assert!(check(json!({}), &access_token(json!({"exp": (NOW + 100) as f64 + 0.9})), NOW).is_ok());
 }
