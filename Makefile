@@ -7,7 +7,7 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench clean
+.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench fuzz clean
 
 all: build
 
@@ -63,6 +63,11 @@ bench: build deps
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop/Cargo.toml
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PYTHON) bench/run.py
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60), corpus seeded from ../shared/conformance
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	bash fuzz/run.sh
 
 clean:
 	cargo clean

@@ -1,0 +1,7 @@
+//! Plugin configurations: refused with an error, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = jwt_guard::config::Config::parse(data);
+});

@@ -1,0 +1,27 @@
+//! Token extraction from arbitrary paths, header values and cookies.
+#![no_main]
+use jwt_guard::config::{Extraction, HeaderSource};
+use jwt_guard::extractor::{extract, remove_cookie, remove_query_param};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Split the input into a path and three header values at NUL bytes.
+    let mut parts = data.split(|b| *b == 0);
+    let path = String::from_utf8_lossy(parts.next().unwrap_or(b"/"));
+    let auth = parts.next().unwrap_or(b"");
+    let custom = parts.next().unwrap_or(b"");
+    let cookie = parts.next().unwrap_or(b"");
+    let ex = Extraction {
+        headers: vec![
+            HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) },
+            HeaderSource { name: "x-token".into(), value_prefix: None },
+        ],
+        params: vec!["access_token".into()],
+        cookies: vec!["session".into()],
+    };
+    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth), ("x-token", custom), ("cookie", cookie), ("authorization", custom)];
+    let _ = extract(&ex, &path, &headers);
+    let _ = extract(&ex, &path, &headers[..3]);
+    let _ = remove_query_param(&path, "access_token");
+    let _ = remove_cookie(&String::from_utf8_lossy(cookie), "session");
+});
