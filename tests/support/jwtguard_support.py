@@ -209,10 +209,38 @@ def envoy_command() -> list[str]:
     return shlex.split(os.environ.get("ENVOY") or str(ROOT / ".venv" / "bin" / "envoy"))
 
 
-def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config,
-               wasm: Path = WASM, failure_policy: str = "FAIL_CLOSED") -> str:
-    """The e2e Envoy: one listener, jwt-guard then the router, a `jwks` cluster."""
-    config_text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
+def wasm_filter_yaml(wasm: Path, config_text: str, failure_policy: str = "FAIL_CLOSED",
+                     name: str = "jwt_guard") -> str:
+    """An `envoy.filters.http.wasm` entry for `http_filters` (indented for the HCM below)."""
+    return f"""          - name: {name}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {name}
+                failure_policy: {failure_policy}
+                vm_config:
+                  vm_id: {name}
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{wasm}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(config_text)}"""
+
+
+def static_cluster_yaml(name: str, port: int) -> str:
+    """A cluster with one endpoint on 127.0.0.1 (indented for `clusters:`)."""
+    return f"""  - name: {name}
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: {name}
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]"""
+
+
+def listener_yaml(*, admin: int, listen: int, routes: str, filters: str, clusters: list[str]) -> str:
+    """Admin, one HTTP listener with normalized paths, `filters` then the router, `clusters`."""
+    cluster_text = ("  clusters:\n" + "\n".join(clusters)) if clusters else ""
     return f"""
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
@@ -233,43 +261,28 @@ static_resources:
             - name: api
               domains: ["*"]
               routes:
-              # Load tests use /direct, so a slow test upstream cannot be the bottleneck.
-              - match: {{prefix: "/direct"}}
-                direct_response: {{status: 200, body: {{inline_string: "ok"}}}}
-              - match: {{prefix: "/"}}
-                route: {{cluster: upstream}}
+{routes}
           http_filters:
-          - name: jwt_guard
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: jwt_guard
-                root_id: jwt_guard
-                failure_policy: {failure_policy}
-                vm_config:
-                  vm_id: jwt_guard
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{wasm}"}}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {json.dumps(config_text)}
+{filters}
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: upstream
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}}}]}}]
-  - name: jwks
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: jwks
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {jwks}}}}}}}}}]}}]
+{cluster_text}
 """
+
+
+def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config,
+               wasm: Path = WASM, failure_policy: str = "FAIL_CLOSED") -> str:
+    """The e2e Envoy: jwt-guard then the router; `/direct` answers at once (load tests, so a
+    slow test upstream is never the bottleneck), the rest goes to `upstream`; a `jwks` cluster."""
+    config_text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
+    routes = """              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "ok"}}
+              - match: {prefix: "/"}
+                route: {cluster: upstream}"""
+    return listener_yaml(admin=admin, listen=listen, routes=routes,
+                         filters=wasm_filter_yaml(wasm, config_text, failure_policy),
+                         clusters=[static_cluster_yaml("upstream", upstream), static_cluster_yaml("jwks", jwks)])
 
 
 class Envoy:
