@@ -26,7 +26,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))
 
-from jwtguard_support import ROOT, WASM, Envoy, Signer, envoy_command, free_port, request  # noqa: E402
+from jwtguard_support import (  # noqa: E402
+    WASM, Envoy, JwksServer, Signer, envoy_command, free_port, listener_yaml, request, static_cluster_yaml,
+    wasm_filter_yaml,
+)
 
 NOOP_WASM = HERE / "noop" / "target" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 ISSUER = "https://bench.example.com/"
@@ -35,50 +38,16 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 
 
-def listener(admin: int, listen: int, filters: str) -> str:
-    return f"""
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: bench
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: bench
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                direct_response: {{status: 200, body: {{inline_string: "ok"}}}}
-          http_filters:
-{filters}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"""
+def listener(admin: int, listen: int, filters: str, jwks_port: int | None = None) -> str:
+    """One Envoy of the benchmark: `filters`, then a direct-response route."""
+    routes = """              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "ok"}}"""
+    clusters = [] if jwks_port is None else [static_cluster_yaml("jwks", jwks_port)]
+    return listener_yaml(admin=admin, listen=listen, routes=routes, filters=filters, clusters=clusters)
 
 
 def wasm_filter(path: Path, config: str) -> str:
-    return f"""          - name: wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: bench
-                root_id: bench
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: bench
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{path}"}}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {json.dumps(config)}"""
+    return wasm_filter_yaml(path, config, name="bench")
 
 
 def jwt_authn(jwks: dict, cache: bool) -> str:
@@ -140,14 +109,98 @@ def to_ms(text: str) -> float:
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
 
-def run_wrk(port: int, token: str, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-H", f"authorization: Bearer {token}",
-                          f"http://127.0.0.1:{port}/bench"], capture_output=True, text=True, check=True).stdout
+def run_wrk(port: int, token: str, seconds: int, connections: int = 8, script: Path | None = None) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"authorization: Bearer {token}"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/bench"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors.group(1) if errors else ""}
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors.group(1) if errors else "", "total": total,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+FLOOD_LUA = """
+local prefix = os.getenv("FLOOD_PREFIX")
+local mode = os.getenv("FLOOD_MODE")
+local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local function pick(n)
+  local t = {}
+  for i = 1, n do local k = math.random(1, 64); t[i] = string.sub(b64, k, k) end
+  return table.concat(t)
+end
+local function b64url(s)
+  local out, bits, value = {}, 0, 0
+  for i = 1, #s do
+    value = value * 256 + string.byte(s, i)
+    bits = bits + 8
+    while bits >= 6 do
+      bits = bits - 6
+      local idx = math.floor(value / 2 ^ bits) % 64
+      out[#out + 1] = string.sub(b64, idx + 1, idx + 1)
+    end
+    value = value % (2 ^ bits)
+  end
+  if bits > 0 then
+    local idx = (value * 2 ^ (6 - bits)) % 64
+    out[#out + 1] = string.sub(b64, idx + 1, idx + 1)
+  end
+  return table.concat(out)
+end
+math.randomseed(os.time())
+request = function()
+  local token
+  if mode == "forged" then
+    -- a known kid and a random signature: every one costs a signature check
+    token = prefix .. "." .. pick(341) .. "A"
+  else
+    -- {"alg":"RS256","kid":"<random>"} + the valid payload: an unknown kid each time
+    local header = '{"alg":"RS256","kid":"' .. pick(20) .. '"}'
+    token = b64url(header) .. "." .. os.getenv("FLOOD_PAYLOAD") .. "." .. pick(341) .. "A"
+  end
+  return wrk.format("GET", "/bench", {["Authorization"] = "Bearer " .. token})
+end
+"""
+
+
+def flood(signer: Signer, seconds: int) -> list:
+    """A flood of forged tokens or unknown kids beside a client with a valid token."""
+    jwks_server = JwksServer(signer.jwks()).start()
+    admin, listen = free_port(), free_port()
+    cfg = {"providers": {"p": {"issuer": ISSUER, "audiences": [API], "remote_jwks": {
+        "http_uri": {"uri": f"http://127.0.0.1:{jwks_server.port}/jwks", "cluster": "jwks", "timeout": "2s"}}}}}
+    e = Envoy(listener(admin, listen, wasm_filter(WASM, json.dumps(cfg)), jwks_server.port), admin, listen, log_level="warning")
+    valid = signer.access_token(API, "bench-client", lifetime=24 * 3600)
+    h, p, _ = valid.split(".")
+    script = HERE / ".flood.lua"
+    script.write_text(FLOOD_LUA)
+    rows = []
+    try:
+        e.start()
+        assert request(listen, "/bench", {"authorization": f"Bearer {valid}"}).status == 200
+        baseline = run_wrk(listen, valid, seconds, connections=2)
+        rows.append({"flood": "none", "flood_rps": 0, "valid": baseline, "fetches": 0})
+        for mode in ("forged", "unknown kid"):
+            fetches_before = jwks_server.fetch_count
+            env = dict(os.environ, FLOOD_PREFIX=f"{h}.{p}", FLOOD_MODE="forged" if mode == "forged" else "kid", FLOOD_PAYLOAD=p)
+            flooder = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{seconds + 2}s", "-s", str(script), f"http://127.0.0.1:{listen}/bench"],
+                                       stdout=subprocess.PIPE, text=True, env=env)
+            time.sleep(1)
+            good = run_wrk(listen, valid, seconds, connections=2)
+            out, _ = flooder.communicate(timeout=seconds + 60)
+            flood_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            rows.append({"flood": mode, "flood_rps": flood_rps, "valid": good, "fetches": jwks_server.fetch_count - fetches_before})
+            print(f"flood {mode}: {flood_rps:,.0f} req/s; valid client {good['rps']:,.0f} req/s, "
+                  f"{good['non2xx']} failures, p99 {good['p99']:.2f} ms; {rows[-1]['fetches']} JWKS fetches", flush=True)
+    finally:
+        e.stop()
+        jwks_server.stop()
+        script.unlink(missing_ok=True)
+    return rows
 
 
 def machine() -> str:
@@ -245,6 +298,20 @@ def main() -> int:
         lines.append(f"| {r['name']} | {r['rps']:,.0f} | {', '.join(f'{x:,}' for x in r['all'])} | {r['p50']:.2f} | "
                      f"{r['p99']:.2f} | {r['rps'] / native_rs:.2f}x | {vs} | {target} |")
     lines += ["", "![requests per second](results.svg)", ""]
+    flood_rows = [] if only else flood(signer, SECONDS)
+    if flood_rows:
+        lines += ["## Flood resilience", "",
+                  "jwt-guard (1 worker, remote JWKS, cache on) under a wrk flood (16 connections) of forged tokens "
+                  "(known kid, a random signature each, so each costs a signature check) or of random unknown kids, "
+                  "while a second client (2 connections) sends a valid token.", "",
+                  "| flood | flood req/s | valid client req/s | valid client success | valid p99 ms | JWKS fetches during the flood |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in flood_rows:
+            v = r["valid"]
+            ok = 100.0 * (v["total"] - v["non2xx"]) / max(v["total"], 1)
+            lines.append(f"| {r['flood']} | {r['flood_rps']:,.0f} | {v['rps']:,.0f} | {ok:.2f}% ({v['non2xx']} failed of {v['total']:,}) | "
+                         f"{v['p99']:.2f} | {r['fetches']} |")
+        lines.append("")
     if not only:
         (HERE / "results.md").write_text("\n".join(lines))
         (HERE / "results.svg").write_text(svg(rows))
