@@ -125,42 +125,20 @@ def run_wrk(port: int, token: str, seconds: int, connections: int = 8, script: P
 
 
 FLOOD_LUA = """
+dofile(os.getenv("JWT_GUARD_WRK_COMMON"))
 local prefix = os.getenv("FLOOD_PREFIX")
 local mode = os.getenv("FLOOD_MODE")
-local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-local function pick(n)
-  local t = {}
-  for i = 1, n do local k = math.random(1, 64); t[i] = string.sub(b64, k, k) end
-  return table.concat(t)
-end
-local function b64url(s)
-  local out, bits, value = {}, 0, 0
-  for i = 1, #s do
-    value = value * 256 + string.byte(s, i)
-    bits = bits + 8
-    while bits >= 6 do
-      bits = bits - 6
-      local idx = math.floor(value / 2 ^ bits) % 64
-      out[#out + 1] = string.sub(b64, idx + 1, idx + 1)
-    end
-    value = value % (2 ^ bits)
-  end
-  if bits > 0 then
-    local idx = (value * 2 ^ (6 - bits)) % 64
-    out[#out + 1] = string.sub(b64, idx + 1, idx + 1)
-  end
-  return table.concat(out)
-end
+local b64 = B64URL_ALPHABET
 math.randomseed(os.time())
 request = function()
   local token
   if mode == "forged" then
     -- a known kid and a random signature: every one costs a signature check
-    token = prefix .. "." .. pick(341) .. "A"
+    token = prefix .. "." .. pick(b64, 341) .. "A"
   else
     -- {"alg":"RS256","kid":"<random>"} + the valid payload: an unknown kid each time
-    local header = '{"alg":"RS256","kid":"' .. pick(20) .. '"}'
-    token = b64url(header) .. "." .. os.getenv("FLOOD_PAYLOAD") .. "." .. pick(341) .. "A"
+    local header = '{"alg":"RS256","kid":"' .. pick(b64, 20) .. '"}'
+    token = b64url(header) .. "." .. os.getenv("FLOOD_PAYLOAD") .. "." .. pick(b64, 341) .. "A"
   end
   return wrk.format("GET", "/bench", {["Authorization"] = "Bearer " .. token})
 end
@@ -186,7 +164,8 @@ def flood(signer: Signer, seconds: int) -> list:
         rows.append({"flood": "none", "flood_rps": 0, "valid": baseline, "fetches": 0})
         for mode in ("forged", "unknown kid"):
             fetches_before = jwks_server.fetch_count
-            env = dict(os.environ, FLOOD_PREFIX=f"{h}.{p}", FLOOD_MODE="forged" if mode == "forged" else "kid", FLOOD_PAYLOAD=p)
+            env = dict(os.environ, FLOOD_PREFIX=f"{h}.{p}", FLOOD_MODE="forged" if mode == "forged" else "kid", FLOOD_PAYLOAD=p,
+                       JWT_GUARD_WRK_COMMON=str(HERE.parent / "tests" / "support" / "wrk_common.lua"))
             flooder = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{seconds + 2}s", "-s", str(script), f"http://127.0.0.1:{listen}/bench"],
                                        stdout=subprocess.PIPE, text=True, env=env)
             time.sleep(1)

@@ -1,18 +1,10 @@
 -- wrk script: randomized malformed bearer requests for the VM-survival test.
 -- VALID_TOKEN (env) is a valid token to mutate. Each request picks one of ten kinds.
+dofile(os.getenv("JWT_GUARD_WRK_COMMON"))
 local valid = os.getenv("VALID_TOKEN") or "a.b.c"
-local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local b64 = B64URL_ALPHABET
 local seed = tonumber(os.getenv("SEED") or "1")
 math.randomseed(seed + math.floor(os.clock() * 1000000))
-
-local function pick(chars, n)
-  local t = {}
-  for i = 1, n do
-    local k = math.random(1, #chars)
-    t[i] = string.sub(chars, k, k)
-  end
-  return table.concat(t)
-end
 
 local function raw_bytes(n)
   -- Header-safe bytes: visible ASCII, space, and obs-text (0x80-0xFF); never CR, LF or NUL.
@@ -31,31 +23,11 @@ local header_json = {
   '{"alg":"' .. string.rep("A", 3000) .. '"}', string.rep("[", 500) .. string.rep("]", 500),
 }
 
-local function b64url(s)
-  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  local out, bits, value = {}, 0, 0
-  for i = 1, #s do
-    value = value * 256 + string.byte(s, i)
-    bits = bits + 8
-    while bits >= 6 do
-      bits = bits - 6
-      local idx = math.floor(value / 2 ^ bits) % 64
-      out[#out + 1] = string.sub(chars, idx + 1, idx + 1)
-    end
-    value = value % (2 ^ bits)
-  end
-  if bits > 0 then
-    local idx = (value * 2 ^ (6 - bits)) % 64
-    out[#out + 1] = string.sub(chars, idx + 1, idx + 1)
-  end
-  return table.concat(out)
-end
-
 local counter = 0
 request = function()
   counter = counter + 1
   local kind = math.random(0, 9)
-  local path = "/api/x"
+  local path = "/direct/x"
   local headers = {}
   local v
   if kind == 0 then
@@ -82,7 +54,7 @@ request = function()
     local spaces = { "Bearer  ", "Bearer\t", " Bearer ", "bearer ", "Bearer", "Basic ", "BEARER " }
     v = spaces[math.random(1, #spaces)] .. valid
   else
-    path = "/api/x?access_token=" .. pick(b64 .. "%20", math.random(0, 300)) .. "&access_token=" .. pick(b64, 10)
+    path = "/direct/x?access_token=" .. pick(b64 .. "%20", math.random(0, 300)) .. "&access_token=" .. pick(b64, 10)
     headers["Cookie"] = "access_token=\"" .. pick(b64, 50) .. "\"; access_token=" .. raw_bytes(20)
     v = "Bearer " .. valid
   end
