@@ -11,11 +11,7 @@ use crate::token::Jwt;
 /// so a token for a rotated-out key says "unknown kid", not "bad signature".
 pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
     crate::fast_rsa::install();
-    let candidates = keys.select(alg, jwt.header.kid.as_deref()).map_err(|e| match e {
-        SelectError::UnknownKid => Reason::UnknownKid,
-        SelectError::NoCompatibleKey => Reason::NoCompatibleKey,
-    })?;
-    for key in candidates {
+    for key in candidates(jwt, alg, keys)? {
         // An Err here is a key the crypto backend refuses (for instance an EC point not on the
         // curve); it cannot verify anything, so it counts as a failed candidate.
         if let Ok(true) = jsonwebtoken::crypto::verify(jwt.signature_b64, jwt.signing_input.as_bytes(), &key.decoding, alg) {
@@ -28,7 +24,11 @@ pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<
 /// Checks only that some key could be chosen, without crypto: lets the cheap "unknown kid"
 /// answer come before the expensive signature check.
 pub fn has_candidate(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
-    keys.select(alg, jwt.header.kid.as_deref()).map(|_| ()).map_err(|e| match e {
+    candidates(jwt, alg, keys).map(|_| ())
+}
+
+fn candidates<'k>(jwt: &Jwt<'_>, alg: Algorithm, keys: &'k KeySet) -> Result<Vec<&'k crate::jwks::Key>, Reason> {
+    keys.select(alg, jwt.header.kid.as_deref()).map_err(|e| match e {
         SelectError::UnknownKid => Reason::UnknownKid,
         SelectError::NoCompatibleKey => Reason::NoCompatibleKey,
     })

@@ -65,6 +65,12 @@ fn body_key(uri: &str) -> String {
     format!("jwt-guard/v1/{uri}/jwks")
 }
 
+/// The shared record under `key` (if it exists and decodes) and its CAS.
+fn read_shared(host: &impl Host, key: &str) -> (Option<SharedState>, Option<u32>) {
+    let (bytes, cas) = host.get_shared(key);
+    (bytes.as_deref().and_then(SharedState::decode), cas)
+}
+
 impl Plugin {
     pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
         let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect();
@@ -153,10 +159,9 @@ impl Plugin {
         let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
         let now = host.now_ms();
         let key = state_key(&uri);
-        let (bytes, cas) = host.get_shared(&key);
-        let (shared, cas) = match bytes.as_deref().and_then(SharedState::decode) {
-            Some(s) => (s, cas),
-            None => {
+        let (shared, cas) = match read_shared(host, &key) {
+            (Some(s), cas) => (s, cas),
+            (None, _) => {
                 // First VM up (Envoy configures the main-thread VM before workers start).
                 let fresh = SharedState::default();
                 host.set_shared(&key, &fresh.encode(), None);
@@ -190,8 +195,7 @@ impl Plugin {
         let mut changed = false;
         for i in 0..self.slots.len() {
             let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
-            let (bytes, _) = host.get_shared(&state_key(&uri));
-            let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { continue };
+            let (Some(shared), _) = read_shared(host, &state_key(&uri)) else { continue };
             if self.slots[i].observe(&shared) {
                 let before = self.slots[i].generation;
                 self.adopt(host, i, &uri);
@@ -223,8 +227,8 @@ impl Plugin {
         let key = state_key(&remote.uri);
         let name = self.engine.config.providers[i].name.clone();
         for _ in 0..CAS_ATTEMPTS {
-            let (bytes, cas) = host.get_shared(&key);
-            let shared = bytes.as_deref().and_then(SharedState::decode).unwrap_or_default();
+            let (shared, cas) = read_shared(host, &key);
+            let shared = shared.unwrap_or_default();
             let generation = result.as_ref().ok().map(|_| shared.generation.max(self.slots[i].generation) + 1);
             if let (Ok((body, _)), Some(g)) = (&result, generation) {
                 host.set_shared(&body_key(&remote.uri), &encode_body(g, now, body), None);
@@ -294,8 +298,7 @@ impl Plugin {
             let key = state_key(&uri);
             let now = host.now_ms();
             for _ in 0..CAS_ATTEMPTS {
-                let (bytes, cas) = host.get_shared(&key);
-                let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { break };
+                let (Some(shared), cas) = read_shared(host, &key) else { break };
                 let Some(next) = self.slots[i].release(now, &shared) else { break };
                 if host.set_shared(&key, &next.encode(), cas) {
                     break;
@@ -310,8 +313,7 @@ impl Plugin {
         let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
         let now = host.now_ms();
         let key = state_key(&uri);
-        let (bytes, cas) = host.get_shared(&key);
-        let Some(shared) = bytes.as_deref().and_then(SharedState::decode) else { return };
+        let (Some(shared), cas) = read_shared(host, &key) else { return };
         self.slots[i].observe(&shared);
         if let Some(next) = self.slots[i].request_kid_refetch(now) {
             if host.set_shared(&key, &next.encode(), cas) {
