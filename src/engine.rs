@@ -146,12 +146,12 @@ impl Engine {
             outcomes: vec![None; n],
             refetch: Vec::new(),
         };
-        match ev.eval(requirement) {
+        let result = ev.eval(requirement);
+        // The token the deciding provider judged, carried with a denial for its log line.
+        let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
+        match result {
             Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch },
-            Eval::Fail(reason, p) => {
-                let token = p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
-                self.deny_with(reason, p, token)
-            }
+            Eval::Fail(reason, p) => self.deny_with(reason, p, judged(p)),
             Eval::Ok => {
                 let verified: Vec<(usize, Rc<Verified>)> = ev
                     .outcomes
@@ -173,8 +173,7 @@ impl Engine {
                         .collect();
                     if !missing.is_empty() {
                         let p = verified.first().map(|(i, _)| *i);
-                        let token = p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
-                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, token);
+                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, judged(p));
                     }
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);

@@ -169,9 +169,7 @@ impl Plugin {
                 (fresh, cas)
             }
         };
-        if self.slots[i].observe(&shared) {
-            self.adopt(host, i, &uri);
-        }
+        self.sync(host, i, &uri, &shared);
         if let Some(why) = self.slots[i].check_deadline(now) {
             self.publish(host, i, Err(why));
             return;
@@ -196,19 +194,20 @@ impl Plugin {
         for i in 0..self.slots.len() {
             let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
             let (Some(shared), _) = read_shared(host, &state_key(&uri)) else { continue };
-            if self.slots[i].observe(&shared) {
-                let before = self.slots[i].generation;
-                self.adopt(host, i, &uri);
-                changed |= self.slots[i].generation != before;
-            }
+            changed |= self.sync(host, i, &uri, &shared);
         }
         changed
     }
 
-    /// Parses the newer generation another VM stored.
-    fn adopt(&mut self, host: &mut impl Host, i: usize, uri: &str) {
+    /// Takes in the shared record just read and, if it names a newer generation, parses the
+    /// keys another VM stored. Returns true if this VM's keys changed.
+    fn sync(&mut self, host: &mut impl Host, i: usize, uri: &str, shared: &SharedState) -> bool {
+        if !self.slots[i].observe(shared) {
+            return false;
+        }
         let (stored, _) = host.get_shared(&body_key(uri));
-        let Some(stored) = stored else { return };
+        let Some(stored) = stored else { return false };
+        let before = self.slots[i].generation;
         let name = &self.engine.config.providers[i].name;
         match self.slots[i].adopt(&stored) {
             Ok(n) => {
@@ -217,6 +216,7 @@ impl Plugin {
             }
             Err(e) => warn!("jwt-guard: provider {name} could not use shared keys: {e}"),
         }
+        self.slots[i].generation != before
     }
 
     /// Ends this VM's fetch: stores a good JWKS for every VM and updates the shared record.
@@ -229,19 +229,19 @@ impl Plugin {
         for _ in 0..CAS_ATTEMPTS {
             let (shared, cas) = read_shared(host, &key);
             let shared = shared.unwrap_or_default();
-            let generation = result.as_ref().ok().map(|_| shared.generation.max(self.slots[i].generation) + 1);
-            if let (Ok((body, _)), Some(g)) = (&result, generation) {
-                host.set_shared(&body_key(&remote.uri), &encode_body(g, now, body), None);
+            // A good JWKS becomes the next generation after any this VM or the record has seen.
+            let fetched = result.as_ref().map(|(body, keys)| (body, keys, shared.generation.max(self.slots[i].generation) + 1));
+            if let Ok((body, _, g)) = &fetched {
+                host.set_shared(&body_key(&remote.uri), &encode_body(*g, now, body), None);
             }
-            let next = self.slots[i].complete(now, &shared, generation, jitter);
+            let next = self.slots[i].complete(now, &shared, fetched.as_ref().ok().map(|f| f.2), jitter);
             if !host.set_shared(&key, &next.encode(), cas) {
                 continue;
             }
             self.slots[i].observe(&next);
-            let outcome = if result.is_ok() { Metric::JwksFetchSuccess(i) } else { Metric::JwksFetchFailure(i) };
-            self.count(outcome, 1);
-            match (&result, generation) {
-                (Ok((_, keys)), Some(g)) => {
+            match fetched {
+                Ok((_, keys, g)) => {
+                    self.count(Metric::JwksFetchSuccess(i), 1);
                     info!("jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})", keys.len(), remote.cluster);
                     for s in &keys.skipped {
                         warn!("jwt-guard: provider {name} skipped JWKS {s}");
@@ -249,8 +249,8 @@ impl Plugin {
                     self.slots[i].install(keys.clone(), g, now);
                     self.caches[i].clear();
                 }
-                _ => {
-                    let why = result.as_ref().err().map_or("", String::as_str);
+                Err(why) => {
+                    self.count(Metric::JwksFetchFailure(i), 1);
                     let keep = if self.slots[i].is_loaded() { "keeping the previous keys" } else { "no keys yet" };
                     warn!(
                         "jwt-guard: provider {name} JWKS fetch via cluster {} failed: {why}; {keep}; retry in {} ms",
@@ -387,12 +387,12 @@ impl Plugin {
         let (method, path) = (pseudo(":method"), pseudo(":path"));
         let req = Request { method, path, headers: &headers };
         let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
-        let before: Vec<(u64, u64)> = self.caches.iter().map(|c| (c.hits, c.misses)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
-        for (i, (hits, misses)) in before.into_iter().enumerate() {
-            let (h, m) = (self.caches[i].hits, self.caches[i].misses);
-            self.count(Metric::CacheHit(i), h - hits);
-            self.count(Metric::CacheMiss(i), m - misses);
+        for i in 0..self.caches.len() {
+            let hits = std::mem::take(&mut self.caches[i].hits);
+            let misses = std::mem::take(&mut self.caches[i].misses);
+            self.count(Metric::CacheHit(i), hits);
+            self.count(Metric::CacheMiss(i), misses);
         }
         match outcome {
             Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch),
