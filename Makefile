@@ -39,6 +39,7 @@ run: build deps
 test: lint unit conformance cli-test differential e2e
 
 lint:
+	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
 

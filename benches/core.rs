@@ -22,7 +22,8 @@ const JWKS: &str = include_str!("../src/testdata/jwks.json");
 fn sign(alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
     let header = json!({"alg": format!("{alg:?}"), "kid": kid, "typ": "at+jwt"}).to_string();
     let claims = json!({"iss": "https://issuer.test/", "aud": "https://api.test", "sub": "user-1", "azp": "client-1",
-                        "iat": 1_800_000_000u64, "exp": 4_000_000_000u64, "scope": "read:items write:items"}).to_string();
+                        "iat": 1_800_000_000u64, "exp": 4_000_000_000u64, "scope": "read:items write:items"})
+    .to_string();
     let input = format!("{}.{}", base64url::encode(header.as_bytes()), base64url::encode(claims.as_bytes()));
     format!("{input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap())
 }
@@ -56,11 +57,46 @@ fn main() {
     let keys: KeySet = keys.clone();
     let now = 1_800_000_100;
     let cases = [
-        ("RS256", sign(Algorithm::RS256, "rsa-1", &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")))),
-        ("PS256", sign(Algorithm::PS256, "rsa-ps", &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")))),
-        ("ES256", sign(Algorithm::ES256, "ec-1", &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec_private_pkcs8.der")))),
-        ("ES384", sign(Algorithm::ES384, "ec384-1", &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec384_private_pkcs8.der")))),
-        ("EdDSA", sign(Algorithm::EdDSA, "ed-1", &EncodingKey::from_ed_der(include_bytes!("../src/testdata/ed_private_pkcs8.der")))),
+        (
+            "RS256",
+            sign(
+                Algorithm::RS256,
+                "rsa-1",
+                &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")),
+            ),
+        ),
+        (
+            "PS256",
+            sign(
+                Algorithm::PS256,
+                "rsa-ps",
+                &EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der")),
+            ),
+        ),
+        (
+            "ES256",
+            sign(
+                Algorithm::ES256,
+                "ec-1",
+                &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec_private_pkcs8.der")),
+            ),
+        ),
+        (
+            "ES384",
+            sign(
+                Algorithm::ES384,
+                "ec384-1",
+                &EncodingKey::from_ec_der(include_bytes!("../src/testdata/ec384_private_pkcs8.der")),
+            ),
+        ),
+        (
+            "EdDSA",
+            sign(
+                Algorithm::EdDSA,
+                "ed-1",
+                &EncodingKey::from_ed_der(include_bytes!("../src/testdata/ed_private_pkcs8.der")),
+            ),
+        ),
     ];
     println!("jwt-guard core, native host timings per operation");
     for (name, tok) in &cases {
@@ -87,7 +123,8 @@ fn main() {
     let states = [KeyState::Ready(&keys, KidRefetch::Exhausted)];
     for (name, tok) in &cases {
         let auth = format!("Bearer {tok}");
-        let headers: Vec<(&str, &[u8])> = vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
+        let headers: Vec<(&str, &[u8])> =
+            vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
         let req = Request { method: "GET", path: "/api/items", headers: &headers };
         time(&format!("{name} cached: engine decision, warm cache"), || {
             black_box(engine.decide(&req, &states, now, &mut caches));

@@ -105,7 +105,13 @@ pub fn authenticate(provider: &Provider, keys: &KeySet, token: &str, now: u64) -
 
 /// `authenticate`, reporting each check that passes to `t`. The first check not reported
 /// is the one that failed.
-pub fn authenticate_traced<T: Tracer>(provider: &Provider, keys: &KeySet, token: &str, now: u64, t: &mut T) -> Result<Verified, Reason> {
+pub fn authenticate_traced<T: Tracer>(
+    provider: &Provider,
+    keys: &KeySet,
+    token: &str,
+    now: u64,
+    t: &mut T,
+) -> Result<Verified, Reason> {
     if token.len() > provider.max_token_size {
         return Err(Reason::TooLarge);
     }
@@ -214,10 +220,7 @@ fn check_client(provider: &Provider, claims: &serde_json::Map<String, Value>) ->
     if provider.allowed_client_ids.is_empty() {
         return Ok(());
     }
-    let client = claims
-        .get("client_id")
-        .or_else(|| claims.get("azp"))
-        .and_then(Value::as_str);
+    let client = claims.get("client_id").or_else(|| claims.get("azp")).and_then(Value::as_str);
     match client {
         Some(c) if provider.allowed_client_ids.iter().any(|a| a == c) => Ok(()),
         _ => Err(Reason::Client),
@@ -263,7 +266,8 @@ fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -
             }),
             None => None,
         };
-        if let Some(t) = text.filter(|t| t.len() <= MAX_CLAIM_HEADER_BYTES && t.bytes().all(|b| b >= 0x20 && b != 0x7f)) {
+        if let Some(t) = text.filter(|t| t.len() <= MAX_CLAIM_HEADER_BYTES && t.bytes().all(|b| b >= 0x20 && b != 0x7f))
+        {
             out.push((c.header_name.clone(), t));
         }
     }

@@ -147,7 +147,15 @@ mod tests {
     use super::*;
 
     fn verified(exp: Option<u64>) -> Rc<Verified> {
-        Rc::new(Verified { exp, kid: None, iss: None, sub: None, scopes: vec![], claim_headers: vec![], payload_b64: String::new() })
+        Rc::new(Verified {
+            exp,
+            kid: None,
+            iss: None,
+            sub: None,
+            scopes: vec![],
+            claim_headers: vec![],
+            payload_b64: String::new(),
+        })
     }
 
     #[test]

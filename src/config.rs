@@ -353,8 +353,7 @@ pub fn is_quoted_string_safe(s: &str) -> bool {
 }
 
 fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provider, ConfigError> {
@@ -438,7 +437,10 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         }
     }
     if headers.is_empty() && rp.from_params.is_empty() && rp.from_cookies.is_empty() {
-        return Err(err(field, "from_headers is empty and no from_params or from_cookies are set: no token could ever be found"));
+        return Err(err(
+            field,
+            "from_headers is empty and no from_params or from_cookies are set: no token could ever be found",
+        ));
     }
     let forward_payload_header = match rp.forward_payload_header {
         None => None,
@@ -457,11 +459,17 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
             return Err(err(format!("{field}.claim_to_headers[{i}].header_name"), "must be an HTTP header name"));
         }
         if headers.iter().any(|h| h.name == l) || l == "authorization" {
-            return Err(err(format!("{field}.claim_to_headers[{i}].header_name"), "must not be a header a token is read from"));
+            return Err(err(
+                format!("{field}.claim_to_headers[{i}].header_name"),
+                "must not be a header a token is read from",
+            ));
         }
         let claim_path: Vec<String> = c.claim_name.split('.').map(str::to_string).collect();
         if claim_path.iter().any(String::is_empty) {
-            return Err(err(format!("{field}.claim_to_headers[{i}].claim_name"), "must be a claim name, dotted for nested claims"));
+            return Err(err(
+                format!("{field}.claim_to_headers[{i}].claim_name"),
+                "must be a claim name, dotted for nested claims",
+            ));
         }
         claim_to_headers.push(ClaimToHeader { header_name: l, claim_path });
     }
@@ -530,7 +538,12 @@ fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<Re
     let uri = raw.http_uri.uri;
     let cluster = match raw.http_uri.cluster {
         Some(c) if !c.is_empty() => c,
-        _ => return Err(err(format!("{field}.http_uri.cluster"), "is required: the Envoy cluster that reaches the JWKS host")),
+        _ => {
+            return Err(err(
+                format!("{field}.http_uri.cluster"),
+                "is required: the Envoy cluster that reaches the JWKS host",
+            ))
+        }
     };
     let rest = uri
         .strip_prefix("https://")
@@ -566,7 +579,10 @@ fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<Re
         Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.unknown_kid_refetch_interval"), m))?,
     };
     if unknown_kid_refetch_interval_ms < 1000 {
-        return Err(err(format!("{field}.unknown_kid_refetch_interval"), "must be at least 1s: refetches are rate-limited"));
+        return Err(err(
+            format!("{field}.unknown_kid_refetch_interval"),
+            "must be at least 1s: refetches are rate-limited",
+        ));
     }
     Ok(RemoteJwks {
         authority: authority.to_string(),

@@ -43,7 +43,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_durations() {
-        for bad in ["5", "5m", "-1s", "s", "1.s", ".5s", "1.2.3s", "1.0000000001s", "1e3s", " 5s", "99999999999999999999s"] {
+        for bad in
+            ["5", "5m", "-1s", "s", "1.s", ".5s", "1.2.3s", "1.0000000001s", "1e3s", " 5s", "99999999999999999999s"]
+        {
             assert!(parse_millis(bad).is_err(), "{bad}");
         }
     }

@@ -62,12 +62,17 @@ pub struct Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `verified`: the providers whose tokens verified, by index.
-    Allow { mutations: Mutations, verified: Vec<(usize, Rc<Verified>)> },
+    Allow {
+        mutations: Mutations,
+        verified: Vec<(usize, Rc<Verified>)>,
+    },
     Deny(Denial),
     /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
     /// pause it and decide again when they land. `refetch` lists the providers whose keys
     /// should be refetched because of this request.
-    WaitForKeys { refetch: Vec<usize> },
+    WaitForKeys {
+        refetch: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -110,13 +115,7 @@ impl Engine {
     }
 
     /// `keys[i]` is the state of provider `i`'s key set.
-    pub fn decide(
-        &self,
-        req: &Request<'_>,
-        keys: &[KeyState<'_>],
-        now: u64,
-        caches: &mut [TokenCache],
-    ) -> Outcome {
+    pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
         let n = self.config.providers.len();
         let default_requirement;
         let (requirement, scopes): (Option<&Requirement>, &[String]) = match &self.config.rules {
@@ -286,12 +285,12 @@ impl Evaluation<'_, '_, '_> {
                             Ok(v) => ProviderOutcome::Verified(v),
                             // The issuer may have rotated keys since we fetched them.
                             Err(Reason::UnknownKid) => match kid_refetch {
-                                    KidRefetch::Allowed => {
-                                        self.refetch.push(i);
-                                        ProviderOutcome::Wait
-                                    }
-                                    KidRefetch::Pending => ProviderOutcome::Wait,
-                                    KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
+                                KidRefetch::Allowed => {
+                                    self.refetch.push(i);
+                                    ProviderOutcome::Wait
+                                }
+                                KidRefetch::Pending => ProviderOutcome::Wait,
+                                KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
                             },
                             Err(r) => ProviderOutcome::Failed(r),
                         }

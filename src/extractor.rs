@@ -69,9 +69,7 @@ const TOO_LARGE: Reason = Reason::InvalidRequest("a credential header, cookie he
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 fn from_header(source: &HeaderSource, headers: &Headers<'_>) -> Result<Option<String>, Reason> {

@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let pairs: Vec<(&str, &[u8])> = vec![(":path", b"/x"), ("authorization", b"Bearer t"), ("empty", b""), ("bin", b"\xff\x00\xfe")];
+        let pairs: Vec<(&str, &[u8])> =
+            vec![(":path", b"/x"), ("authorization", b"Bearer t"), ("empty", b""), ("bin", b"\xff\x00\xfe")];
         assert_eq!(parse(&serialize(&pairs)), pairs);
         assert_eq!(parse(&serialize(&[])), vec![]);
     }
@@ -67,7 +68,8 @@ mod tests {
         let mut huge = vec![0xff, 0xff, 0xff, 0xff];
         huge.extend_from_slice(&[0xff; 64]);
         assert!(parse(&huge).is_empty());
-        let bad_name = serialize(&[("ok", b"1")]).iter().map(|b| if *b == b'o' { 0xff } else { *b }).collect::<Vec<_>>();
+        let bad_name =
+            serialize(&[("ok", b"1")]).iter().map(|b| if *b == b'o' { 0xff } else { *b }).collect::<Vec<_>>();
         assert!(parse(&bad_name).is_empty(), "non-UTF-8 names are skipped");
     }
 }

@@ -244,7 +244,12 @@ impl KeySlot {
     /// The first request of the fetch this VM just won the lease for.
     pub fn begin(&self) -> Option<FetchRequest> {
         let r = self.remote.as_ref()?;
-        Some(FetchRequest { cluster: r.cluster.clone(), authority: r.authority.clone(), path: r.path.clone(), timeout_ms: r.timeout_ms })
+        Some(FetchRequest {
+            cluster: r.cluster.clone(),
+            authority: r.authority.clone(),
+            path: r.path.clone(),
+            timeout_ms: r.timeout_ms,
+        })
     }
 
     /// The shell dispatched `begin()` (or a `Step::Next`) as call `token`.
@@ -333,7 +338,12 @@ impl KeySlot {
         if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
             return Err("`jwks_uri` has an invalid path".to_string());
         }
-        Ok(FetchRequest { cluster: r.cluster.clone(), authority: r.authority.clone(), path: path.to_string(), timeout_ms: r.timeout_ms })
+        Ok(FetchRequest {
+            cluster: r.cluster.clone(),
+            authority: r.authority.clone(),
+            path: path.to_string(),
+            timeout_ms: r.timeout_ms,
+        })
     }
 
     /// Takes in keys this VM fetched (it will also store them for the others).

@@ -20,8 +20,8 @@ pub mod log_limit;
 pub mod matcher;
 pub mod metrics;
 pub mod reason;
-pub mod shell;
 pub mod response;
+pub mod shell;
 pub mod token;
 pub mod verifier;
 

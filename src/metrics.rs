@@ -115,10 +115,28 @@ mod tests {
     #[test]
     fn every_reason_has_a_counter() {
         let all = [
-            Reason::Missing, Reason::InvalidRequest("x"), Reason::Opaque, Reason::Jwe, Reason::Malformed("x"),
-            Reason::TooLarge, Reason::Algorithm, Reason::UnknownKid, Reason::NoCompatibleKey, Reason::BadSignature,
-            Reason::Issuer, Reason::Audience, Reason::Expired, Reason::NotYetValid, Reason::Lifetime("x"), Reason::Typ,
-            Reason::Crit, Reason::Client, Reason::IdToken, Reason::Scope("s".into()), Reason::KeysUnavailable, Reason::NoRoute,
+            Reason::Missing,
+            Reason::InvalidRequest("x"),
+            Reason::Opaque,
+            Reason::Jwe,
+            Reason::Malformed("x"),
+            Reason::TooLarge,
+            Reason::Algorithm,
+            Reason::UnknownKid,
+            Reason::NoCompatibleKey,
+            Reason::BadSignature,
+            Reason::Issuer,
+            Reason::Audience,
+            Reason::Expired,
+            Reason::NotYetValid,
+            Reason::Lifetime("x"),
+            Reason::Typ,
+            Reason::Crit,
+            Reason::Client,
+            Reason::IdToken,
+            Reason::Scope("s".into()),
+            Reason::KeysUnavailable,
+            Reason::NoRoute,
         ];
         for r in all {
             assert!(REASONS.contains(&r.as_str()), "{r:?}");

@@ -148,8 +148,7 @@ impl Reason {
     pub fn description(&self, expected_audiences: &[String]) -> String {
         match self {
             Reason::Missing => {
-                "This API requires a bearer access token: send `Authorization: Bearer <access token>`."
-                    .to_string()
+                "This API requires a bearer access token: send `Authorization: Bearer <access token>`.".to_string()
             }
             Reason::InvalidRequest(why) => format!("Malformed request: {why}."),
             Reason::Opaque => format!(
@@ -163,15 +162,9 @@ impl Reason {
                 .to_string(),
             Reason::Malformed(why) => format!("The bearer token is not a well-formed JWT: {why}."),
             Reason::TooLarge => "The bearer token is larger than this API accepts.".to_string(),
-            Reason::Algorithm => {
-                "The token's signing algorithm is not accepted by this API.".to_string()
-            }
-            Reason::UnknownKid => {
-                "The token was signed with a key this API does not know (unknown kid).".to_string()
-            }
-            Reason::NoCompatibleKey => {
-                "No key of the issuer can verify a token with this algorithm.".to_string()
-            }
+            Reason::Algorithm => "The token's signing algorithm is not accepted by this API.".to_string(),
+            Reason::UnknownKid => "The token was signed with a key this API does not know (unknown kid).".to_string(),
+            Reason::NoCompatibleKey => "No key of the issuer can verify a token with this algorithm.".to_string(),
             Reason::BadSignature => "The token signature is invalid.".to_string(),
             Reason::Issuer => "The token was issued by an issuer this API does not trust.".to_string(),
             Reason::Audience => format!(
@@ -183,8 +176,7 @@ impl Reason {
             Reason::Lifetime(why) => format!("The token lifetime is not acceptable: {why}."),
             Reason::Typ => "The token type (typ header) is not accepted by this API.".to_string(),
             Reason::Crit => {
-                "The token requires a critical JOSE extension (crit) this API does not support."
-                    .to_string()
+                "The token requires a critical JOSE extension (crit) this API does not support.".to_string()
             }
             Reason::Client => "The client that requested this token may not call this API.".to_string(),
             Reason::IdToken => format!(
@@ -196,9 +188,7 @@ impl Reason {
             Reason::Scope(scopes) => {
                 format!("The access token lacks the scope this route requires: {scopes}.")
             }
-            Reason::KeysUnavailable => {
-                "The issuer's signing keys are not available yet. Retry shortly.".to_string()
-            }
+            Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
             Reason::NoRoute => "No rule allows this route.".to_string(),
         }
     }

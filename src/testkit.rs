@@ -60,9 +60,12 @@ pub fn keys_of(p: &Provider) -> KeySet {
 
 pub fn encoding_key(alg: Algorithm) -> EncodingKey {
     match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
-            EncodingKey::from_rsa_der(include_bytes!("testdata/rsa_private_pkcs1.der"))
-        }
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => EncodingKey::from_rsa_der(include_bytes!("testdata/rsa_private_pkcs1.der")),
         Algorithm::ES256 => EncodingKey::from_ec_der(include_bytes!("testdata/ec_private_pkcs8.der")),
         Algorithm::ES384 => EncodingKey::from_ec_der(include_bytes!("testdata/ec384_private_pkcs8.der")),
         Algorithm::EdDSA => EncodingKey::from_ed_der(include_bytes!("testdata/ed_private_pkcs8.der")),

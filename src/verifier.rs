@@ -14,7 +14,9 @@ pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<
     for key in candidates(jwt, alg, keys)? {
         // An Err here is a key the crypto backend refuses (for instance an EC point not on the
         // curve); it cannot verify anything, so it counts as a failed candidate.
-        if let Ok(true) = jsonwebtoken::crypto::verify(jwt.signature_b64, jwt.signing_input.as_bytes(), &key.decoding, alg) {
+        if let Ok(true) =
+            jsonwebtoken::crypto::verify(jwt.signature_b64, jwt.signing_input.as_bytes(), &key.decoding, alg)
+        {
             return Ok(());
         }
     }

@@ -58,13 +58,17 @@ fn local_config() -> String {
 const NOW: &str = "1800000000";
 
 fn access() -> String {
-    token(json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}),
-          json!({"iss": ISS, "aud": API, "sub": "user-1", "exp": 1_800_003_600u64}))
+    token(
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}),
+        json!({"iss": ISS, "aud": API, "sub": "user-1", "exp": 1_800_003_600u64}),
+    )
 }
 
 fn id() -> String {
-    token(json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
-          json!({"iss": ISS, "aud": "client-1", "sub": "user-1", "nonce": "n", "exp": 1_800_003_600u64}))
+    token(
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
+        json!({"iss": ISS, "aud": "client-1", "sub": "user-1", "nonce": "n", "exp": 1_800_003_600u64}),
+    )
 }
 
 #[test]
@@ -95,7 +99,8 @@ fn explain_an_access_token() {
 
 #[test]
 fn explain_an_id_token_from_stdin() {
-    let (code, out, _) = run(&["explain", "--config", &local_config(), "--now", NOW, "-"], Some(&format!("Bearer {}\n", id())));
+    let (code, out, _) =
+        run(&["explain", "--config", &local_config(), "--now", NOW, "-"], Some(&format!("Bearer {}\n", id())));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("classification: ID token (claim `nonce` is present)"), "{out}");
     assert!(out.contains("pass  signature"));

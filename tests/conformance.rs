@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use jsonwebtoken::Algorithm;
 use jwt_guard::authenticator::{authenticate, check_time};
 use jwt_guard::config::{parse_algorithm, Config, KeySource, Provider, DEFAULT_ALGORITHMS};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::token;
-use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -123,7 +123,8 @@ fn same_cause(theirs: &str, ours: &str) -> bool {
 fn differences() -> BTreeMap<&'static str, &'static str> {
     const ES512: &str = "ES512 is not supported: jsonwebtoken has no P-521, so ES512 tokens are refused as `algorithm`";
     const X509: &str = "keys come from JWKS only; Google's {kid: certificate} x509 map is not accepted";
-    const PEM_ONLY: &str = "PEM-only case whose key attributes were set in memory; the data set has no JWKS form, so no keys";
+    const PEM_ONLY: &str =
+        "PEM-only case whose key attributes were set in memory; the data set has no JWKS form, so no keys";
     BTreeMap::from([
         ("ec-es512-kid", ES512),
         ("ec-envoy-es512veryshort", ES512),
@@ -169,10 +170,8 @@ fn run(file: &str) -> (usize, usize) {
             (true, None) => agree += 1,
             (false, Some(_)) => listed += 1,
             (true, Some(why)) => failures.push(format!("{id}: listed as a difference ({why}) but now agrees")),
-            (false, None) => failures.push(format!(
-                "{id}: expected {} ({}), jwt-guard says {:?}",
-                case["expect"], case["reason"], got
-            )),
+            (false, None) => failures
+                .push(format!("{id}: expected {} ({}), jwt-guard says {:?}", case["expect"], case["reason"], got)),
         }
     }
     println!("{file}: {} cases, {agree} agree, {listed} deliberate differences", cases.len());
@@ -230,7 +229,8 @@ fn audience_vectors() {
     let cases = load("audience_checks.json");
     let (mut agree, mut by_rule) = (0, 0);
     for c in &cases {
-        let allowed: Vec<String> = c["allowed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let allowed: Vec<String> =
+            c["allowed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         let aud: Vec<&str> = c["token_aud"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         let ours = allowed.is_empty() || aud.iter().any(|a| allowed.iter().any(|b| b == a));
         let theirs = c["expect_allowed"].as_bool().unwrap();

@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
         params: vec!["access_token".into()],
         cookies: vec!["session".into()],
     };
-    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth), ("x-token", custom), ("cookie", cookie), ("authorization", custom)];
+    let headers: Vec<(&str, &[u8])> =
+        vec![("authorization", auth), ("x-token", custom), ("cookie", cookie), ("authorization", custom)];
     let _ = extract(&ex, &path, &headers);
     let _ = extract(&ex, &path, &headers[..3]);
     let _ = remove_query_param(&path, "access_token");

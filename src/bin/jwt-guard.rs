@@ -199,7 +199,10 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             }
         }
         match &result {
-            Ok(v) => println!("  verdict: valid (scopes: {})", if v.scopes.is_empty() { "none".into() } else { v.scopes.join(" ") }),
+            Ok(v) => println!(
+                "  verdict: valid (scopes: {})",
+                if v.scopes.is_empty() { "none".into() } else { v.scopes.join(" ") }
+            ),
             Err(r) => println!("  verdict: {}", r.as_str()),
         }
     }

@@ -212,7 +212,10 @@ impl Plugin {
         match self.slots[i].adopt(&stored) {
             Ok(n) => {
                 self.caches[i].clear();
-                debug!("jwt-guard: provider {name} took {n} keys (generation {}) from shared data", self.slots[i].generation);
+                debug!(
+                    "jwt-guard: provider {name} took {n} keys (generation {}) from shared data",
+                    self.slots[i].generation
+                );
             }
             Err(e) => warn!("jwt-guard: provider {name} could not use shared keys: {e}"),
         }
@@ -230,7 +233,8 @@ impl Plugin {
             let (shared, cas) = read_shared(host, &key);
             let shared = shared.unwrap_or_default();
             // A good JWKS becomes the next generation after any this VM or the record has seen.
-            let fetched = result.as_ref().map(|(body, keys)| (body, keys, shared.generation.max(self.slots[i].generation) + 1));
+            let fetched =
+                result.as_ref().map(|(body, keys)| (body, keys, shared.generation.max(self.slots[i].generation) + 1));
             if let Ok((body, _, g)) = &fetched {
                 host.set_shared(&body_key(&remote.uri), &encode_body(*g, now, body), None);
             }
@@ -242,7 +246,11 @@ impl Plugin {
             match fetched {
                 Ok((_, keys, g)) => {
                     self.count(Metric::JwksFetchSuccess(i), 1);
-                    info!("jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})", keys.len(), remote.cluster);
+                    info!(
+                        "jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})",
+                        keys.len(),
+                        remote.cluster
+                    );
                     for s in &keys.skipped {
                         warn!("jwt-guard: provider {name} skipped JWKS {s}");
                     }
@@ -318,7 +326,10 @@ impl Plugin {
         if let Some(next) = self.slots[i].request_kid_refetch(now) {
             if host.set_shared(&key, &next.encode(), cas) {
                 self.slots[i].observe(&next);
-                info!("jwt-guard: provider {} saw an unknown kid; refetching its keys", self.engine.config.providers[i].name);
+                info!(
+                    "jwt-guard: provider {} saw an unknown kid; refetching its keys",
+                    self.engine.config.providers[i].name
+                );
             }
         }
     }
@@ -378,11 +389,7 @@ impl Plugin {
         let raw = host.request_header_map();
         let headers = header_map::parse(&raw);
         let pseudo = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| *k == name)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .unwrap_or("")
+            headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
         };
         let (method, path) = (pseudo(":method"), pseudo(":path"));
         let req = Request { method, path, headers: &headers };

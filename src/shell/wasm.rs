@@ -66,7 +66,8 @@ impl Host for ProxyHost {
     }
 
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String> {
-        let headers = vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
+        let headers =
+            vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
         hostcalls::dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout_ms))
             .map_err(|s| format!("{s:?}"))
     }
@@ -82,7 +83,9 @@ impl Host for ProxyHost {
         // proxy_on_memory_allocate (the global allocator), of `size` bytes, and hands
         // ownership to us; an empty map leaves `data` null.
         unsafe {
-            if proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) != 0 || data.is_null() {
+            if proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) != 0
+                || data.is_null()
+            {
                 return Vec::new();
             }
             Vec::from_raw_parts(data, size, size)

@@ -20,8 +20,17 @@ fn err(token: &str) -> Reason {
 
 #[test]
 fn valid_access_tokens_for_every_default_algorithm() {
-    for alg in [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384,
-                Algorithm::PS512, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
         // The fixture JWKS pins RS256 and PS256 on its RSA keys; RS384 etc. need a key without alg.
         let mut jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
         for k in jwks["keys"].as_array_mut().unwrap() {
@@ -64,11 +73,13 @@ fn oversized_tokens_are_refused_before_decoding() {
 #[test]
 fn algorithm_rules() {
     let claims = access_claims().to_string();
-    let none = format!("{}.{}.", crate::base64url::encode(br#"{"alg":"none"}"#), crate::base64url::encode(claims.as_bytes()));
+    let none =
+        format!("{}.{}.", crate::base64url::encode(br#"{"alg":"none"}"#), crate::base64url::encode(claims.as_bytes()));
     assert_eq!(err(&none), Reason::Algorithm);
     let none_sig = format!("{none}AAAA");
     assert_eq!(err(&none_sig), Reason::Algorithm);
-    let unknown = sign_raw(r#"{"alg":"XS999","kid":"rsa-1"}"#, &claims, Algorithm::RS256, &encoding_key(Algorithm::RS256));
+    let unknown =
+        sign_raw(r#"{"alg":"XS999","kid":"rsa-1"}"#, &claims, Algorithm::RS256, &encoding_key(Algorithm::RS256));
     assert_eq!(err(&unknown), Reason::Algorithm);
     // Allowed by default but not by this provider.
     let es = sign(Algorithm::ES256, access_header(Algorithm::ES256), access_claims());
@@ -86,12 +97,21 @@ fn alg_confusion_hs256_signed_with_the_rsa_public_key_fails() {
     let n = jwks["keys"][0]["n"].as_str().unwrap();
     let mut keys = jwks["keys"].as_array().unwrap().clone();
     keys.push(json!({"kty": "oct", "kid": "hs-1", "k": crate::base64url::encode(HMAC_SECRET)}));
-    let patch = json!({"algorithms": ["RS256", "HS256"], "local_jwks": {"inline_string": json!({"keys": keys}).to_string()}});
-    let forged = sign_raw(r#"{"alg":"HS256","kid":"rsa-1"}"#, &access_claims().to_string(), Algorithm::HS256,
-                          &jsonwebtoken::EncodingKey::from_secret(n.as_bytes()));
+    let patch =
+        json!({"algorithms": ["RS256", "HS256"], "local_jwks": {"inline_string": json!({"keys": keys}).to_string()}});
+    let forged = sign_raw(
+        r#"{"alg":"HS256","kid":"rsa-1"}"#,
+        &access_claims().to_string(),
+        Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(n.as_bytes()),
+    );
     assert_eq!(check(patch.clone(), &forged, NOW).unwrap_err(), Reason::NoCompatibleKey);
-    let forged_nokid = sign_raw(r#"{"alg":"HS256"}"#, &access_claims().to_string(), Algorithm::HS256,
-                                &jsonwebtoken::EncodingKey::from_secret(n.as_bytes()));
+    let forged_nokid = sign_raw(
+        r#"{"alg":"HS256"}"#,
+        &access_claims().to_string(),
+        Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(n.as_bytes()),
+    );
     assert_eq!(check(patch.clone(), &forged_nokid, NOW).unwrap_err(), Reason::BadSignature);
     // The real shared secret does verify.
     let real = sign(Algorithm::HS256, json!({"alg": "HS256", "kid": "hs-1", "typ": "at+jwt"}), access_claims());
@@ -138,7 +158,12 @@ fn bad_signature() {
     bytes[10] ^= 1;
     assert_eq!(err(&format!("{head}.{}", crate::base64url::encode(&bytes))), Reason::BadSignature);
     // A token signed by a key that is not in the JWKS but claims a known kid.
-    let other = sign_raw(&access_header(Algorithm::RS256).to_string(), &access_claims().to_string(), Algorithm::RS256, &rotated_key());
+    let other = sign_raw(
+        &access_header(Algorithm::RS256).to_string(),
+        &access_claims().to_string(),
+        Algorithm::RS256,
+        &rotated_key(),
+    );
     assert_eq!(err(&other), Reason::BadSignature);
 }
 
@@ -171,7 +196,10 @@ fn expiration_is_required_unless_turned_off() {
 fn max_lifetime() {
     let p = json!({"max_lifetime": "3600s"});
     assert!(check(p.clone(), &access_token(json!({"iat": NOW, "exp": NOW + 3600})), NOW).is_ok());
-    assert!(matches!(check(p.clone(), &access_token(json!({"iat": NOW, "exp": NOW + 3601})), NOW), Err(Reason::Lifetime(_))));
+    assert!(matches!(
+        check(p.clone(), &access_token(json!({"iat": NOW, "exp": NOW + 3601})), NOW),
+        Err(Reason::Lifetime(_))
+    ));
     assert!(matches!(check(p, &access_token(json!({"iat": null})), NOW), Err(Reason::Lifetime(_))));
 }
 
@@ -211,9 +239,19 @@ fn claim_types_are_enforced() {
 fn duplicate_members_are_refused() {
     let claims = access_claims().to_string();
     let dup_claims = claims.replacen('{', "{\"sub\":\"admin\",", 1);
-    let t = sign_raw(&access_header(Algorithm::RS256).to_string(), &dup_claims, Algorithm::RS256, &encoding_key(Algorithm::RS256));
+    let t = sign_raw(
+        &access_header(Algorithm::RS256).to_string(),
+        &dup_claims,
+        Algorithm::RS256,
+        &encoding_key(Algorithm::RS256),
+    );
     assert_eq!(err(&t), Reason::Malformed("the payload repeats a claim"));
-    let t = sign_raw(r#"{"alg":"RS256","kid":"rsa-1","alg":"none"}"#, &claims, Algorithm::RS256, &encoding_key(Algorithm::RS256));
+    let t = sign_raw(
+        r#"{"alg":"RS256","kid":"rsa-1","alg":"none"}"#,
+        &claims,
+        Algorithm::RS256,
+        &encoding_key(Algorithm::RS256),
+    );
     assert_eq!(err(&t), Reason::Malformed("the header repeats a member"));
 }
 
@@ -229,13 +267,24 @@ fn classification_signals() {
     // Keycloak: payload typ ID.
     assert_eq!(err(&id_token(json!({"aud": API, "nonce": null, "typ": "ID"}))), Reason::IdToken);
     // Header typ at+jwt wins over every other signal.
-    let t = sign(Algorithm::RS256, access_header(Algorithm::RS256), json!({"iss": ISS, "aud": API, "exp": NOW + 10, "nonce": "n"}));
+    let t = sign(
+        Algorithm::RS256,
+        access_header(Algorithm::RS256),
+        json!({"iss": ISS, "aud": API, "exp": NOW + 10, "nonce": "n"}),
+    );
     assert!(check(json!({}), &t, NOW).is_ok());
-    let t = sign(Algorithm::RS256, json!({"alg": "RS256", "kid": "rsa-1", "typ": "application/AT+JWT"}),
-                 json!({"iss": ISS, "aud": API, "exp": NOW + 10, "nonce": "n"}));
+    let t = sign(
+        Algorithm::RS256,
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "application/AT+JWT"}),
+        json!({"iss": ISS, "aud": API, "exp": NOW + 10, "nonce": "n"}),
+    );
     assert!(check(json!({}), &t, NOW).is_ok(), "typ compares case-insensitively, application/ optional");
     // Without id_token_audiences, an aud mismatch is an audience error.
-    assert_eq!(check(json!({"id_token_audiences": [], "id_token_claims": []}), &id_token(json!({"nonce": null})), NOW).unwrap_err(), Reason::Audience);
+    assert_eq!(
+        check(json!({"id_token_audiences": [], "id_token_claims": []}), &id_token(json!({"nonce": null})), NOW)
+            .unwrap_err(),
+        Reason::Audience
+    );
     // An aud naming both client and API is not an ID token by audience.
     assert!(check(json!({}), &access_token(json!({"aud": [API, CLIENT]})), NOW).is_ok());
     // Custom id_token_claims replace the default list.
@@ -293,15 +342,19 @@ fn claim_headers_forward_scalars_and_lists_only() {
         {"header_name": "x-obj", "claim_name": "org"},
         {"header_name": "x-evil", "claim_name": "evil"},
         {"header_name": "x-absent", "claim_name": "nope"}]});
-    let t = access_token(json!({"n": 5, "b": true, "roles": ["a", "b"], "org": {"id": "o1"}, "evil": "a\r\nx-admin: 1"}));
+    let t =
+        access_token(json!({"n": 5, "b": true, "roles": ["a", "b"], "org": {"id": "o1"}, "evil": "a\r\nx-admin: 1"}));
     let v = check(p, &t, NOW).unwrap();
-    assert_eq!(v.claim_headers, vec![
-        ("x-sub".to_string(), "user-1".to_string()),
-        ("x-n".to_string(), "5".to_string()),
-        ("x-b".to_string(), "true".to_string()),
-        ("x-list".to_string(), "a,b".to_string()),
-        ("x-nested".to_string(), "o1".to_string()),
-    ]);
+    assert_eq!(
+        v.claim_headers,
+        vec![
+            ("x-sub".to_string(), "user-1".to_string()),
+            ("x-n".to_string(), "5".to_string()),
+            ("x-b".to_string(), "true".to_string()),
+            ("x-list".to_string(), "a,b".to_string()),
+            ("x-nested".to_string(), "o1".to_string()),
+        ]
+    );
 }
 
 #[test]

@@ -33,7 +33,10 @@ fn defaults() {
     let p = &c.providers[0];
     assert_eq!(c.realm, "jwt-guard");
     assert!(c.rules.is_none());
-    assert_eq!(p.extraction.headers, vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }]);
+    assert_eq!(
+        p.extraction.headers,
+        vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }]
+    );
     assert!(p.extraction.params.is_empty() && p.extraction.cookies.is_empty());
     assert!(!p.forward);
     assert_eq!(p.clock_skew_seconds, 60);
@@ -43,7 +46,8 @@ fn defaults() {
     assert_eq!(p.max_token_size, 8192);
     assert_eq!(p.id_token_claims, vec!["nonce", "at_hash", "c_hash"]);
     let c = parse(with_provider(json!({"local_jwks": null,
-        "remote_jwks": {"http_uri": {"uri": "https://t.auth0.com/.well-known/jwks.json", "cluster": "c"}}}))).unwrap();
+        "remote_jwks": {"http_uri": {"uri": "https://t.auth0.com/.well-known/jwks.json", "cluster": "c"}}})))
+    .unwrap();
     match &c.providers[0].keys {
         KeySource::Remote(r) => {
             assert_eq!(r.timeout_ms, 5000);
@@ -65,7 +69,8 @@ fn zero_skew_and_zero_cache_mean_zero() {
 #[test]
 fn protected_headers_collect_every_claim_header() {
     let c = parse(with_provider(json!({"forward_payload_header": "X-JWT-Payload",
-        "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]}))).unwrap();
+        "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]})))
+    .unwrap();
     assert_eq!(c.protected_headers, vec!["x-sub", "x-jwt-payload"]);
 }
 
@@ -102,13 +107,40 @@ fn errors_name_the_offending_field() {
         (with_provider(json!({"issuer": ""})), "providers.p.issuer"),
         (with_provider(json!({"issuer": null})), "missing field `issuer`"),
         (with_provider(json!({"local_jwks": null})), "exactly one of remote_jwks, local_jwks and discovery"),
-        (with_provider(json!({"remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}}})), "exactly one of remote_jwks, local_jwks and discovery"),
-        (with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j"}}})), "providers.p.remote_jwks.http_uri.cluster"),
-        (with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "ftp://x/j", "cluster": "c"}}})), "http_uri.uri"),
-        (with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c", "timeout": "5"}}})), "http_uri.timeout"),
-        (with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}, "cache_duration": "10m"}})), "remote_jwks.cache_duration"),
-        (with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": 5}"}})), "providers.p.local_jwks.inline_string"),
-        (with_provider(json!({"local_jwks": {"inline_string": "not json"}})), "local_jwks.inline_string: JWKS is not JSON"),
+        (
+            with_provider(json!({"remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}}})),
+            "exactly one of remote_jwks, local_jwks and discovery",
+        ),
+        (
+            with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j"}}})),
+            "providers.p.remote_jwks.http_uri.cluster",
+        ),
+        (
+            with_provider(
+                json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "ftp://x/j", "cluster": "c"}}}),
+            ),
+            "http_uri.uri",
+        ),
+        (
+            with_provider(
+                json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c", "timeout": "5"}}}),
+            ),
+            "http_uri.timeout",
+        ),
+        (
+            with_provider(
+                json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}, "cache_duration": "10m"}}),
+            ),
+            "remote_jwks.cache_duration",
+        ),
+        (
+            with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": 5}"}})),
+            "providers.p.local_jwks.inline_string",
+        ),
+        (
+            with_provider(json!({"local_jwks": {"inline_string": "not json"}})),
+            "local_jwks.inline_string: JWKS is not JSON",
+        ),
         (with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": []}"}})), "local_jwks.inline_string"),
         (with_provider(json!({"max_lifetime": "1h"})), "providers.p.max_lifetime"),
         (with_provider(json!({"algorithms": ["none"]})), "providers.p.algorithms: `none`"),
@@ -118,8 +150,14 @@ fn errors_name_the_offending_field() {
         (with_provider(json!({"from_headers": [{"name": "bad header"}]})), "from_headers[0].name"),
         (with_provider(json!({"from_headers": []})), "no token could ever be found"),
         (with_provider(json!({"from_cookies": ["a=b"]})), "from_cookies[0]"),
-        (with_provider(json!({"claim_to_headers": [{"header_name": "authorization", "claim_name": "sub"}]})), "claim_to_headers[0].header_name"),
-        (with_provider(json!({"claim_to_headers": [{"header_name": "x", "claim_name": "a..b"}]})), "claim_to_headers[0].claim_name"),
+        (
+            with_provider(json!({"claim_to_headers": [{"header_name": "authorization", "claim_name": "sub"}]})),
+            "claim_to_headers[0].header_name",
+        ),
+        (
+            with_provider(json!({"claim_to_headers": [{"header_name": "x", "claim_name": "a..b"}]})),
+            "claim_to_headers[0].claim_name",
+        ),
         (with_provider(json!({"require_typ": ""})), "require_typ"),
         (with_provider(json!({"clock_skew_seconds": -1})), "providers.p"),
         (with_provider(json!({"jwt_cache_config": {"size": 1}})), "unknown field `size`"),
@@ -135,15 +173,27 @@ fn errors_name_the_offending_field() {
 #[test]
 fn rule_errors() {
     let cases: Vec<(Value, &str)> = vec![
-        (json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "okta"}}]), "rules[0].requires.provider_name: unknown provider \"okta\""),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "okta"}}]),
+            "rules[0].requires.provider_name: unknown provider \"okta\"",
+        ),
         (json!([{"match": {}}]), "rules[0].match: exactly one of prefix and path"),
         (json!([{"match": {"prefix": "/", "path": "/x"}}]), "exactly one of prefix and path"),
         (json!([{"match": {"prefix": "x"}}]), "must start with `/`"),
         (json!([{"match": {"prefix": "/", "regex": ".*"}}]), "rules[0]: unknown field `regex`"),
         (json!([{"match": {"prefix": "/"}, "requires": {}}]), "rules[0].requires: must have exactly one"),
-        (json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p", "allow_missing": {}}}]), "must have exactly one"),
-        (json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}]}}}]), "at least two"),
-        (json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}, {"x": {}}]}}}]), "requires_any.requirements[1]: unknown requirement `x`"),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p", "allow_missing": {}}}]),
+            "must have exactly one",
+        ),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}]}}}]),
+            "at least two",
+        ),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}, {"x": {}}]}}}]),
+            "requires_any.requirements[1]: unknown requirement `x`",
+        ),
         (json!([{"match": {"prefix": "/"}, "requires": {"requires_all": {"reqs": []}}}]), "unknown field `reqs`"),
         (json!([{"match": {"prefix": "/"}, "requires": {"allow_missing": {"x": 1}}}]), "must be an empty object"),
         (json!([{"match": {"prefix": "/"}, "scopes": ["a"]}]), "scopes need a `requires`"),
@@ -167,8 +217,12 @@ fn realm_must_be_safe_in_a_quoted_string() {
 #[test]
 fn hmac_needs_local_oct_key_and_never_remote() {
     let mut keys: Value = serde_json::from_str(JWKS).unwrap();
-    keys["keys"].as_array_mut().unwrap().push(json!({"kty": "oct", "kid": "hs-1", "k": crate::base64url::encode(HMAC_SECRET)}));
-    assert!(parse(with_provider(json!({"algorithms": ["HS256"], "local_jwks": {"inline_string": keys.to_string()}}))).is_ok());
+    keys["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kty": "oct", "kid": "hs-1", "k": crate::base64url::encode(HMAC_SECRET)}));
+    assert!(parse(with_provider(json!({"algorithms": ["HS256"], "local_jwks": {"inline_string": keys.to_string()}})))
+        .is_ok());
     let remote = with_provider(json!({"algorithms": ["HS256"], "local_jwks": null,
         "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}}}));
     assert!(field_of(remote).contains("never remote_jwks"));

@@ -2,8 +2,8 @@ use serde_json::{json, Value};
 
 use crate::cache::TokenCache;
 use crate::config::Config;
-use crate::engine::*;
 use crate::engine::KidRefetch;
+use crate::engine::*;
 use crate::jwks::KeySet;
 use crate::reason::Reason;
 use crate::testkit::*;
@@ -22,7 +22,13 @@ impl World {
         World { engine, keys, caches }
     }
 
-    fn decide_with(&mut self, method: &str, path: &str, headers: &[(&str, &str)], states: Option<Vec<KeyState<'_>>>) -> Outcome {
+    fn decide_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        states: Option<Vec<KeyState<'_>>>,
+    ) -> Outcome {
         let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         h.push((":path", path.as_bytes()));
         let req = Request { method, path, headers: &h };
@@ -47,11 +53,17 @@ impl World {
 
 fn two_providers(rules: Value) -> Config {
     let mut p = provider_json();
-    merge(&mut p, json!({"claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
-                         "forward_payload_header": "x-payload", "from_params": ["access_token"]}));
+    merge(
+        &mut p,
+        json!({"claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
+                         "forward_payload_header": "x-payload", "from_params": ["access_token"]}),
+    );
     let mut q = provider_json();
-    merge(&mut q, json!({"issuer": "https://other.test", "audiences": ["other-api"], "from_headers": [{"name": "x-other"}],
-                         "from_cookies": ["other"], "claim_to_headers": [{"header_name": "x-other-sub", "claim_name": "sub"}]}));
+    merge(
+        &mut q,
+        json!({"issuer": "https://other.test", "audiences": ["other-api"], "from_headers": [{"name": "x-other"}],
+                         "from_cookies": ["other"], "claim_to_headers": [{"header_name": "x-other-sub", "claim_name": "sub"}]}),
+    );
     let mut c = json!({"realm": "api", "providers": {"a": p, "b": q}});
     if !rules.is_null() {
         c["rules"] = rules;
@@ -122,7 +134,10 @@ fn rules_first_match_wins_and_unmatched_is_denied() {
     assert_eq!(reason(&w.decide("GET", "/api/x", &[])), Reason::Missing);
     assert_eq!(reason(&w.decide("GET", "/api?x=/open", &[])), Reason::Missing, "the query is not the path");
     let weak = access_token(json!({}));
-    assert_eq!(reason(&w.decide("POST", "/admin", &[("authorization", &bearer(&weak))])), Reason::Scope("admin".into()));
+    assert_eq!(
+        reason(&w.decide("POST", "/admin", &[("authorization", &bearer(&weak))])),
+        Reason::Scope("admin".into())
+    );
     let strong = access_token(json!({"permissions": ["admin"]}));
     assert_eq!(status(&w.decide("POST", "/admin", &[("authorization", &bearer(&strong))])), 200);
     let scp = access_token(json!({"scope": null, "scp": ["admin"]}));
@@ -168,7 +183,9 @@ fn mutations_strip_token_and_set_claims() {
             assert!(mutations.remove_headers.contains(&"x-other-sub".to_string()));
             assert!(mutations.remove_headers.contains(&"x-payload".to_string()));
             assert!(mutations.set_headers.contains(&("x-sub".to_string(), "user-1".to_string())));
-            assert!(mutations.set_headers.contains(&("x-payload".to_string(), a.split('.').nth(1).unwrap().to_string())));
+            assert!(mutations
+                .set_headers
+                .contains(&("x-payload".to_string(), a.split('.').nth(1).unwrap().to_string())));
             assert_eq!(verified.len(), 1);
             assert_eq!(verified[0].0, 0);
         }
@@ -182,7 +199,9 @@ fn mutations_strip_token_and_set_claims() {
         other => panic!("{other:?}"),
     }
     match w.decide("GET", "/x", &[("cookie", &format!("z=1; other={}", b_token()))]) {
-        Outcome::Allow { mutations, .. } => assert!(mutations.set_headers.contains(&("cookie".to_string(), "z=1".to_string()))),
+        Outcome::Allow { mutations, .. } => {
+            assert!(mutations.set_headers.contains(&("cookie".to_string(), "z=1".to_string())))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -200,8 +219,14 @@ fn forward_true_keeps_the_token() {
 fn key_states() {
     let mut w = World::new(config_with(json!({}), json!({})));
     let a = bearer(&access_token(json!({})));
-    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])), Outcome::WaitForKeys { refetch: vec![] });
-    assert_eq!(reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))), Reason::KeysUnavailable);
+    assert_eq!(
+        w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])),
+        Outcome::WaitForKeys { refetch: vec![] }
+    );
+    assert_eq!(
+        reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))),
+        Reason::KeysUnavailable
+    );
     // No token: no need to wait for keys.
     assert_eq!(reason(&w.decide_with("GET", "/", &[], Some(vec![KeyState::Loading]))), Reason::Missing);
     assert_eq!(status(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))), 503);
@@ -216,7 +241,10 @@ fn any_waits_only_if_nothing_succeeded() {
     let states = vec![KeyState::Ready(&keys[0], KidRefetch::Exhausted), KeyState::Loading];
     assert_eq!(status(&w.decide_with("GET", "/", &[("authorization", &a), ("x-other", &b)], Some(states))), 200);
     let states = vec![KeyState::Loading, KeyState::Ready(&keys[1], KidRefetch::Exhausted)];
-    assert_eq!(w.decide_with("GET", "/", &[("authorization", &a)], Some(states)), Outcome::WaitForKeys { refetch: vec![] });
+    assert_eq!(
+        w.decide_with("GET", "/", &[("authorization", &a)], Some(states)),
+        Outcome::WaitForKeys { refetch: vec![] }
+    );
 }
 
 #[test]
@@ -258,14 +286,26 @@ fn unknown_kid_waits_for_one_refetch_when_allowed() {
     let t = sign(jsonwebtoken::Algorithm::RS256, json!({"alg": "RS256", "kid": "new-key"}), access_claims());
     let a = bearer(&t);
     let keys = w.keys.clone();
-    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
+    let o =
+        w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
     assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0] });
-    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Pending)]));
+    let o =
+        w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Pending)]));
     assert_eq!(o, Outcome::WaitForKeys { refetch: vec![] });
-    let o = w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Exhausted)]));
+    let o = w.decide_with(
+        "GET",
+        "/",
+        &[("authorization", &a)],
+        Some(vec![KeyState::Ready(&keys[0], KidRefetch::Exhausted)]),
+    );
     assert_eq!(reason(&o), Reason::UnknownKid);
     // Other failures never wait.
     let bad = bearer(&access_token(json!({"exp": NOW - 1000})));
-    let o = w.decide_with("GET", "/", &[("authorization", &bad)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
+    let o = w.decide_with(
+        "GET",
+        "/",
+        &[("authorization", &bad)],
+        Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]),
+    );
     assert_eq!(reason(&o), Reason::Expired);
 }

@@ -41,7 +41,11 @@ fn other_schemes_are_not_bearer_tokens() {
 #[test]
 fn malformed_authorization_values_are_400() {
     for v in [&b"Bearer "[..], b"Bearer", b"Bearer   ", b"bearer\t"] {
-        assert_eq!(run("/", &[("authorization", v)]), Err(Reason::InvalidRequest("the bearer token is empty")), "{v:?}");
+        assert_eq!(
+            run("/", &[("authorization", v)]),
+            Err(Reason::InvalidRequest("the bearer token is empty")),
+            "{v:?}"
+        );
     }
     for v in [&b"Bearer  abc"[..], b"Bearer abc def", b"Bearer abc\n", b"Bearer a\tb", b"Bearer abc "] {
         assert!(matches!(run("/", &[("authorization", v)]), Err(Reason::InvalidRequest(_))), "{v:?}");
@@ -59,7 +63,10 @@ fn repeated_authorization_headers_are_400() {
 
 #[test]
 fn custom_header_without_prefix() {
-    let ex = Extraction { headers: vec![HeaderSource { name: "x-token".into(), value_prefix: None }], ..Extraction::default() };
+    let ex = Extraction {
+        headers: vec![HeaderSource { name: "x-token".into(), value_prefix: None }],
+        ..Extraction::default()
+    };
     assert_eq!(extract(&ex, "/", &h(&[("x-token", b"abc")])).unwrap().unwrap().token, "abc");
     assert!(extract(&ex, "/", &h(&[("x-token", b"")])).is_err());
 }
@@ -107,7 +114,9 @@ fn removal_helpers() {
 #[test]
 fn oversized_fields_are_refused_unscanned() {
     let big = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));
-    assert!(matches!(run("/", &[("authorization", big.as_bytes())]), Err(Reason::InvalidRequest(m)) if m.contains("too large")));
+    assert!(
+        matches!(run("/", &[("authorization", big.as_bytes())]), Err(Reason::InvalidRequest(m)) if m.contains("too large"))
+    );
     let cookie = format!("x={}; session=t", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));
     assert!(matches!(run("/", &[("cookie", cookie.as_bytes())]), Err(Reason::InvalidRequest(_))));
     let path = format!("/?q={}", "a".repeat(MAX_CREDENTIAL_FIELD_BYTES));

@@ -53,7 +53,10 @@ fn a_due_fetch_takes_the_lease_and_only_one_vm_gets_it() {
     b.observe(&claimed);
     assert_eq!(b.claim(1_001), None, "leased");
     assert!(b.claim(4_000).is_some(), "a lease that outlived its fetch expires");
-    assert_eq!(a.begin().unwrap(), FetchRequest { cluster: "idp".into(), authority: "idp.test".into(), path: "/jwks".into(), timeout_ms: 2000 });
+    assert_eq!(
+        a.begin().unwrap(),
+        FetchRequest { cluster: "idp".into(), authority: "idp.test".into(), path: "/jwks".into(), timeout_ms: 2000 }
+    );
 }
 
 #[test]
@@ -101,8 +104,14 @@ fn failures_keep_keys_back_off_with_jitter_and_expire_after_stale_if_error() {
     let mut slot = remote_slot(0, false);
     let mut shared = SharedState::default();
     fetch_ok(&mut slot, &mut shared, 0);
-    for (status, body) in [(Some(500), &b"oops"[..]), (Some(200), b"<html>"), (Some(200), br#"{"keys": []}"#),
-                           (Some(200), b"{}"), (Some(301), b""), (None, b"")] {
+    for (status, body) in [
+        (Some(500), &b"oops"[..]),
+        (Some(200), b"<html>"),
+        (Some(200), br#"{"keys": []}"#),
+        (Some(200), b"{}"),
+        (Some(301), b""),
+        (None, b""),
+    ] {
         slot.started(2, 100);
         assert!(matches!(slot.on_response(status, Some(body), Some(ISS)), Step::Failed(_)), "{status:?}");
         assert!(matches!(slot.state(100), KeyState::Ready(k, _) if k.len() == 5));
@@ -193,8 +202,16 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
 
 #[test]
 fn shared_state_round_trips_and_rejects_garbage() {
-    let s = SharedState { generation: 3, fetched_ms: 4, next_fetch_ms: 5, failures: 1, lease_until_ms: 6, lease_owner: 7,
-                          kid_refetch_ms: 8, attempt_done_ms: 9 };
+    let s = SharedState {
+        generation: 3,
+        fetched_ms: 4,
+        next_fetch_ms: 5,
+        failures: 1,
+        lease_until_ms: 6,
+        lease_owner: 7,
+        kid_refetch_ms: 8,
+        attempt_done_ms: 9,
+    };
     assert_eq!(SharedState::decode(&s.encode()), Some(s));
     assert_eq!(SharedState::decode(b"garbage"), None);
     assert_eq!(decode_body(&encode_body(2, 3, b"x")), Some((2, 3, &b"x"[..])));
@@ -210,7 +227,11 @@ fn release_hands_back_only_our_own_lease() {
     let released = a.release(10, &leased).unwrap();
     assert_eq!((released.lease_until_ms, released.next_fetch_ms), (0, 10));
     assert!(!a.fetching());
-    let mut other = KeySlot::new(&provider_with(json!({"local_jwks": null,
-        "remote_jwks": {"http_uri": {"uri": "https://idp.test/jwks", "cluster": "idp"}}})), 0, 99);
+    let mut other = KeySlot::new(
+        &provider_with(json!({"local_jwks": null,
+        "remote_jwks": {"http_uri": {"uri": "https://idp.test/jwks", "cluster": "idp"}}})),
+        0,
+        99,
+    );
     assert_eq!(other.release(10, &leased), None, "not ours");
 }

@@ -145,10 +145,13 @@ impl FakeHost {
 }
 
 fn remote_config() -> Config {
-    config_with(json!({"local_jwks": null,
+    config_with(
+        json!({"local_jwks": null,
         "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
         "remote_jwks": {"http_uri": {"uri": "https://idp.test/.well-known/jwks.json", "cluster": "idp", "timeout": "2s"},
-                        "cache_duration": "60s"}}), json!({}))
+                        "cache_duration": "60s"}}),
+        json!({}),
+    )
 }
 
 fn bearer() -> String {
@@ -406,9 +409,12 @@ fn a_flood_of_forged_kids_is_rate_limited() {
 
 #[test]
 fn stale_keys_are_trusted_until_stale_if_error_then_503() {
-    let config = config_with(json!({"local_jwks": null,
+    let config = config_with(
+        json!({"local_jwks": null,
         "remote_jwks": {"http_uri": {"uri": "https://idp.test/jwks", "cluster": "idp", "timeout": "1s"},
-                        "cache_duration": "10s", "stale_if_error": "60s"}}), json!({}));
+                        "cache_duration": "10s", "stale_if_error": "60s"}}),
+        json!({}),
+    );
     let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
     let mut plugin = Plugin::new(config, host.now, 1);
     plugin.on_tick(&mut host);
@@ -433,8 +439,11 @@ fn stale_keys_are_trusted_until_stale_if_error_then_503() {
 
 #[test]
 fn discovery_fetches_the_document_then_the_jwks() {
-    let config = config_with(json!({"local_jwks": null,
-        "discovery": {"http_uri": {"uri": "https://idp.test/.well-known/openid-configuration", "cluster": "idp"}}}), json!({}));
+    let config = config_with(
+        json!({"local_jwks": null,
+        "discovery": {"http_uri": {"uri": "https://idp.test/.well-known/openid-configuration", "cluster": "idp"}}}),
+        json!({}),
+    );
     let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
     let mut plugin = Plugin::new(config, host.now, 1);
     plugin.on_tick(&mut host);
@@ -499,7 +508,8 @@ fn a_vm_that_serves_no_requests_leaves_the_cache_gauge_alone() {
     let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
     let mut plugin = Plugin::new(config_with(json!({}), json!({})), host.now, 1);
     plugin.define_metrics(&mut host);
-    let id = host.metrics.iter().find(|(_, (n, _))| n == "jwt_guard.provider.p.cache.entries").map(|(id, _)| *id).unwrap();
+    let id =
+        host.metrics.iter().find(|(_, (n, _))| n == "jwt_guard.provider.p.cache.entries").map(|(id, _)| *id).unwrap();
     host.metrics.get_mut(&id).unwrap().1 = 777; // what a worker reported
     plugin.on_tick(&mut host);
     assert_eq!(host.metric("jwt_guard.provider.p.cache.entries"), 777);

@@ -17,9 +17,15 @@ fn shapes() {
 
 #[test]
 fn parse_reads_header_and_claims() {
-    let t = tok(r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#, r#"{"iss":"i","aud":["a","b"],"exp":10,"nbf":5,"iat":4,"sub":"s"}"#);
+    let t = tok(
+        r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#,
+        r#"{"iss":"i","aud":["a","b"],"exp":10,"nbf":5,"iat":4,"sub":"s"}"#,
+    );
     let jwt = parse(&t).unwrap();
-    assert_eq!(jwt.header, Header { alg: "RS256".into(), kid: Some("k".into()), typ: Some("at+jwt".into()), crit: vec![] });
+    assert_eq!(
+        jwt.header,
+        Header { alg: "RS256".into(), kid: Some("k".into()), typ: Some("at+jwt".into()), crit: vec![] }
+    );
     assert_eq!(jwt.claims.aud, vec!["a", "b"]);
     assert_eq!((jwt.claims.exp, jwt.claims.nbf, jwt.claims.iat), (Some(10), Some(5), Some(4)));
     assert_eq!(jwt.signature_b64, "c2ln");
@@ -74,7 +80,11 @@ fn garbage_never_panics() {
             .map(|_| {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let c = (seed >> 33) as u8 % 70;
-                match c { 0..=2 => '.', 3..=64 => (b'0' + c % 75) as char, _ => '-' }
+                match c {
+                    0..=2 => '.',
+                    3..=64 => (b'0' + c % 75) as char,
+                    _ => '-',
+                }
             })
             .collect();
         let _ = parse(&s);
