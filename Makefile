@@ -7,7 +7,7 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench fuzz clean
+.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz clean
 
 all: build
 
@@ -64,6 +64,16 @@ bench: build deps
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop/Cargo.toml
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PYTHON) bench/run.py
+
+## bench-core: the core micro-benchmark, natively and (with node installed) inside V8
+bench-core:
+	cargo bench --bench core
+	rustup target add wasm32-wasip1
+	@if command -v node >/dev/null; then \
+		exe=$$(cargo bench --bench core --target wasm32-wasip1 --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\)).*/\1/p'); \
+		echo "== the same, built for wasm32-wasip1, inside node's V8 ($$(node --version))"; \
+		node --no-warnings bench/v8.mjs $$exe; \
+	else echo "node is not installed: skipping the V8 run"; fi
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60), corpus seeded from ../shared/conformance
 fuzz:

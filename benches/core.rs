@@ -1,7 +1,8 @@
 //! Host micro-benchmark of the core: time per verification, per algorithm, cold (signature
 //! checked) and cached (engine with a warm cache), plus where a cold verify spends its time.
 //! `cargo bench --bench core`. Native timings: inside V8 everything is several times slower,
-//! but the proportions are what a change is judged by.
+//! but the proportions are what a change is judged by. `make bench-core` also runs this same
+//! benchmark built for wasm32-wasip1 inside V8 (Node.js), when `node` is installed.
 
 // Bench code: a panic is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -112,6 +113,15 @@ fn main() {
     let jwt = token::parse(rs).unwrap();
     time("RS256 signature only", || {
         jwt_guard::verifier::verify_signature(black_box(&jwt), Algorithm::RS256, &keys).unwrap();
+    });
+    let ec_point = [
+        &[4u8][..],
+        &base64url::decode(b"evaiEcvSj7xAfy7HfdnGNi4phgT_KKspKOafzeCKsGQ").unwrap(),
+        &base64url::decode(b"nmLi8CYP6W65VxmfOHw2ulG564zqjpn_KmzDhzXzsTE").unwrap(),
+    ]
+    .concat();
+    time("ES256 key setup (its table of multiples, once per key)", || {
+        black_box(jwt_guard::fast_ecdsa::PublicKey::from_sec1_bytes(black_box(&ec_point)).unwrap());
     });
     let forged = format!("{}AAAA", &rs[..rs.len() - 4]);
     time("RS256 forged, cold (no negative cache)", || {

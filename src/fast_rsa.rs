@@ -1,5 +1,5 @@
-//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), plugged into jsonwebtoken through its
-//! `CryptoProvider`. Everything else stays with jsonwebtoken's RustCrypto provider.
+//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), plugged into jsonwebtoken by
+//! `crypto_provider`.
 //!
 //! Why: `rsa` 0.9 rebuilds the public key and its Montgomery constants on every verify and uses
 //! a general-purpose bignum. Here the Montgomery parameters of each key are computed once and
@@ -13,10 +13,7 @@ use std::rc::Rc;
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
-use jsonwebtoken::signature::{self, Verifier};
-use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// DER `DigestInfo` prefixes (RFC 8017 §9.2, note 1).
@@ -163,7 +160,7 @@ thread_local! {
 /// Enough for every key of a few issuers across a rotation; cleared when full.
 const MAX_KEYS: usize = 64;
 
-fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
+pub fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
     let mut id = Vec::with_capacity(n.len() + e.len() + 1);
     id.extend_from_slice(n);
     id.push(0xff);
@@ -180,57 +177,4 @@ fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
         keys.insert(id, key.clone());
         Some(key)
     })
-}
-
-struct FastRsaVerifier {
-    key: Rc<PublicKey>,
-    alg: Algorithm,
-}
-
-impl Verifier<Vec<u8>> for FastRsaVerifier {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        if self.key.verify(self.alg, msg, signature) {
-            Ok(())
-        } else {
-            Err(signature::Error::new())
-        }
-    }
-}
-
-impl JwtVerifier for FastRsaVerifier {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-}
-
-fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    if matches!(alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
-        if let DecodingKeyKind::RsaModulusExponent { n, e } = key.kind() {
-            if let Some(key) = cached_key(n, e) {
-                return Ok(Box::new(FastRsaVerifier { key, alg: *alg }));
-            }
-        }
-    }
-    (DEFAULT_PROVIDER.verifier_factory)(alg, key)
-}
-
-/// jsonwebtoken's RustCrypto provider with the faster RSA PKCS#1 v1.5 verifier.
-pub static PROVIDER: CryptoProvider = CryptoProvider {
-    signer_factory: DEFAULT_PROVIDER.signer_factory,
-    verifier_factory,
-    key_utils: KeyUtils {
-        rsa_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_private_key,
-        rsa_pub_components_from_public_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_public_key,
-        ec_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ec_pub_components_from_private_key,
-        ed_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ed_pub_components_from_private_key,
-        compute_digest: DEFAULT_PROVIDER.key_utils.compute_digest,
-    },
-};
-
-/// Installs `PROVIDER` as jsonwebtoken's process-wide default, once.
-pub fn install() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = PROVIDER.install_default();
-    });
 }

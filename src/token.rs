@@ -56,9 +56,8 @@ pub struct Jwt<'a> {
     /// `base64url(header) "." base64url(payload)`: what the signature covers.
     pub signing_input: &'a str,
     pub payload_b64: &'a str,
-    /// Still encoded: jsonwebtoken's verifier takes the base64url text. It has been checked to
-    /// be canonical base64url.
-    pub signature_b64: &'a str,
+    /// Decoded from canonical base64url.
+    pub signature: Vec<u8>,
 }
 
 /// A JSON object that refuses duplicate member names (RFC 7515 §4: a JOSE header with
@@ -228,9 +227,9 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, Reason> {
         return Err(if header.alg == "none" { Reason::Algorithm } else { Reason::Malformed("a JWS part is empty") });
     }
     let claims = parse_claims(p)?;
-    base64url::decode(s.as_bytes()).map_err(|_| Reason::Malformed("the signature is not base64url"))?;
+    let signature = base64url::decode(s.as_bytes()).map_err(|_| Reason::Malformed("the signature is not base64url"))?;
     let signing_input = &token[..h.len() + 1 + p.len()];
-    Ok(Jwt { header, claims, signing_input, payload_b64: p, signature_b64: s })
+    Ok(Jwt { header, claims, signing_input, payload_b64: p, signature })
 }
 
 /// What the logs may say about a token: never the token itself.

@@ -1,8 +1,10 @@
 //! Signature verification: every candidate key the key set selects is tried, and the token
-//! passes if one verifies. The crypto is jsonwebtoken's (rust_crypto).
+//! passes if one verifies. The crypto is jsonwebtoken's (rust_crypto), with the faster RSA
+//! and ES256 verifiers of `crypto_provider`.
 
 use jsonwebtoken::Algorithm;
 
+use crate::crypto_provider;
 use crate::jwks::{KeySet, SelectError};
 use crate::reason::Reason;
 use crate::token::Jwt;
@@ -10,13 +12,10 @@ use crate::token::Jwt;
 /// Finds the keys for the token and checks its signature. Key selection errors come first
 /// so a token for a rotated-out key says "unknown kid", not "bad signature".
 pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<(), Reason> {
-    crate::fast_rsa::install();
     for key in candidates(jwt, alg, keys)? {
         // An Err here is a key the crypto backend refuses (for instance an EC point not on the
         // curve); it cannot verify anything, so it counts as a failed candidate.
-        if let Ok(true) =
-            jsonwebtoken::crypto::verify(jwt.signature_b64, jwt.signing_input.as_bytes(), &key.decoding, alg)
-        {
+        if let Ok(true) = crypto_provider::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, alg) {
             return Ok(());
         }
     }
