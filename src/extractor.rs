@@ -68,9 +68,21 @@ const TOO_LARGE: Reason = Reason::InvalidRequest("a credential header, cookie he
 /// RFC 6750 §2.1 b64token, the only characters a bearer credential may hold.
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    // Every request checks every byte of its token, cache hit or not: one table load each.
+    !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
+
+/// `B64TOKEN[b]`: whether byte `b` is a b64token character (`=` only trails, so not here).
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 fn from_header(source: &HeaderSource, headers: &Headers<'_>) -> Result<Option<String>, Reason> {
     let mut token: Option<String> = None;

@@ -78,6 +78,29 @@ impl Metric {
     }
 
     /// Every metric for a configuration, defined up front so dashboards see zeros.
+    /// The metric's position in `all(provider_count)`, computed rather than looked up: the
+    /// request path counts several metrics per request.
+    pub fn index(&self, provider_count: usize) -> Option<usize> {
+        const GLOBAL: usize = 2 + REASONS.len();
+        const PER_PROVIDER: usize = 1 + REASONS.len() + 7;
+        let reason = |r: &str| REASONS.iter().position(|x| *x == r);
+        let provider = |i: usize, offset: usize| (i < provider_count).then_some(GLOBAL + i * PER_PROVIDER + offset);
+        match self {
+            Metric::Allowed => Some(0),
+            Metric::Paused => Some(1),
+            Metric::Denied(r) => reason(r).map(|k| 2 + k),
+            Metric::ProviderAllowed(i) => provider(*i, 0),
+            Metric::ProviderDenied(i, r) => reason(r).and_then(|k| provider(*i, 1 + k)),
+            Metric::JwksFetchSuccess(i) => provider(*i, 1 + REASONS.len()),
+            Metric::JwksFetchFailure(i) => provider(*i, 2 + REASONS.len()),
+            Metric::CacheHit(i) => provider(*i, 3 + REASONS.len()),
+            Metric::CacheMiss(i) => provider(*i, 4 + REASONS.len()),
+            Metric::KeysLoaded(i) => provider(*i, 5 + REASONS.len()),
+            Metric::JwksAgeSeconds(i) => provider(*i, 6 + REASONS.len()),
+            Metric::CacheEntries(i) => provider(*i, 7 + REASONS.len()),
+        }
+    }
+
     pub fn all(provider_count: usize) -> Vec<Metric> {
         let mut out = vec![Metric::Allowed, Metric::Paused];
         out.extend(REASONS.iter().map(|r| Metric::Denied(r)));
@@ -111,6 +134,19 @@ pub fn for_denial(reason: &Reason, provider: Option<usize>) -> Vec<Metric> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for n in 0..4 {
+            let all = Metric::all(n);
+            for (i, m) in all.iter().enumerate() {
+                assert_eq!(m.index(n), Some(i), "{m:?} with {n} providers");
+            }
+            assert_eq!(Metric::CacheHit(n).index(n), None, "no such provider");
+            assert_eq!(Metric::ProviderDenied(n, "expired").index(n), None);
+        }
+        assert_eq!(Metric::Denied("no_such_reason").index(1), None);
+    }
 
     #[test]
     fn every_reason_has_a_counter() {

@@ -3,8 +3,6 @@
 //! decide requests, park those whose keys are loading or being refetched, and decide them
 //! again as things change.
 
-use std::collections::HashMap;
-
 use log::{debug, info, log_enabled, warn, Level};
 
 use crate::cache::TokenCache;
@@ -46,9 +44,8 @@ pub struct Plugin {
     slots: Vec<KeySlot>,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
-    /// Metric → index into `metric_ids` and `deltas`.
-    metrics: HashMap<Metric, usize>,
-    metric_ids: Vec<u32>,
+    /// By `Metric::index`: the host's id, if the host defined the metric.
+    metric_ids: Vec<Option<u32>>,
     /// Counts not yet handed to the host: requests bump these, ticks flush them, so the
     /// request path makes no metric hostcalls.
     deltas: Vec<u64>,
@@ -81,7 +78,6 @@ impl Plugin {
             slots,
             caches,
             pending: Vec::new(),
-            metrics: HashMap::new(),
             metric_ids: Vec::new(),
             deltas: Vec::new(),
             served_requests: false,
@@ -92,34 +88,30 @@ impl Plugin {
     /// Defines every metric up front, so dashboards and alerts see zeros, not gaps.
     pub fn define_metrics(&mut self, host: &mut impl Host) {
         let names: Vec<String> = self.engine.config.providers.iter().map(|p| p.name.clone()).collect();
-        for m in Metric::all(names.len()) {
-            if let Some(id) = host.define_metric(m.is_gauge(), &m.name(&names)) {
-                self.metrics.insert(m, self.metric_ids.len());
-                self.metric_ids.push(id);
-                self.deltas.push(0);
-            }
-        }
+        let all = Metric::all(names.len());
+        self.metric_ids = all.iter().map(|m| host.define_metric(m.is_gauge(), &m.name(&names))).collect();
+        self.deltas = vec![0; all.len()];
     }
 
     fn count(&mut self, m: Metric, by: u64) {
-        if let Some(&i) = self.metrics.get(&m) {
-            self.deltas[i] += by;
+        if let Some(d) = m.index(self.engine.config.providers.len()).and_then(|i| self.deltas.get_mut(i)) {
+            *d += by;
         }
     }
 
     /// Hands the counts gathered since the last flush to the host.
     fn flush_metrics(&mut self, host: &mut impl Host) {
-        for (i, delta) in self.deltas.iter_mut().enumerate() {
-            if *delta > 0 {
-                host.increment_metric(self.metric_ids[i], *delta);
-                *delta = 0;
+        for (delta, id) in self.deltas.iter_mut().zip(&self.metric_ids) {
+            if let (true, Some(id)) = (*delta > 0, id) {
+                host.increment_metric(*id, *delta);
             }
+            *delta = 0;
         }
     }
 
     fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
-        if let Some(&i) = self.metrics.get(&m) {
-            host.record_metric(self.metric_ids[i], value);
+        if let Some(Some(id)) = m.index(self.engine.config.providers.len()).and_then(|i| self.metric_ids.get(i)) {
+            host.record_metric(*id, value);
         }
     }
 
