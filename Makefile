@@ -53,7 +53,7 @@ cli-test:
 	cargo test --test cli
 
 differential:
-	cargo test --test differential -- --nocapture
+	cargo test --release --test differential -- --nocapture
 
 e2e: build cli deps
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

@@ -121,7 +121,16 @@ fn main() {
     ]
     .concat();
     time("ES256 key setup (its table of multiples, once per key)", || {
-        black_box(jwt_guard::fast_ecdsa::PublicKey::from_sec1_bytes(black_box(&ec_point)).unwrap());
+        black_box(jwt_guard::fast_ecdsa::es256::PublicKey::from_sec1_bytes(black_box(&ec_point)).unwrap());
+    });
+    let p384_point: Vec<u8> = {
+        let jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        let k = jwks["keys"].as_array().unwrap().iter().find(|k| k["crv"] == "P-384").unwrap();
+        let c = |n: &str| base64url::decode(k[n].as_str().unwrap().as_bytes()).unwrap();
+        [vec![4u8], c("x"), c("y")].concat()
+    };
+    time("ES384 key setup (its table of multiples, once per key)", || {
+        black_box(jwt_guard::fast_ecdsa::es384::PublicKey::from_sec1_bytes(black_box(&p384_point)).unwrap());
     });
     let forged = format!("{}AAAA", &rs[..rs.len() - 4]);
     time("RS256 forged, cold (no negative cache)", || {

@@ -1,6 +1,6 @@
-//! jsonwebtoken's RustCrypto `CryptoProvider` with two verifiers swapped for faster ones:
-//! RS256/384/512 (`fast_rsa`) and ES256 (`fast_ecdsa`). Every other algorithm, and every key
-//! those two do not take, stays with jsonwebtoken's own verifiers.
+//! jsonwebtoken's RustCrypto `CryptoProvider` with verifiers swapped for faster ones:
+//! RS256/384/512 (`fast_rsa`), ES256 and ES384 (`fast_ecdsa`). Every other algorithm, and
+//! every key those do not take, stays with jsonwebtoken's own verifiers.
 //!
 //! `verify` calls this provider directly rather than installing it as jsonwebtoken's
 //! process-wide default: the default can only be set once, and whichever code asks for it
@@ -29,7 +29,8 @@ pub fn verify(
 
 enum Fast {
     Rsa(Rc<fast_rsa::PublicKey>),
-    Es256(Rc<fast_ecdsa::PublicKey>),
+    Es256(Rc<fast_ecdsa::es256::PublicKey>),
+    Es384(Rc<fast_ecdsa::es384::PublicKey>),
 }
 
 struct FastVerifier {
@@ -42,6 +43,7 @@ impl Verifier<Vec<u8>> for FastVerifier {
         let ok = match &self.key {
             Fast::Rsa(key) => key.verify(self.alg, msg, signature),
             Fast::Es256(key) => key.verify(msg, signature),
+            Fast::Es384(key) => key.verify(msg, signature),
         };
         if ok {
             Ok(())
@@ -62,7 +64,8 @@ fn fast_key(alg: Algorithm, key: &DecodingKey) -> Option<Fast> {
         (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512, DecodingKeyKind::RsaModulusExponent { n, e }) => {
             fast_rsa::cached_key(n, e).map(Fast::Rsa)
         }
-        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => fast_ecdsa::cached_key(sec1).map(Fast::Es256),
+        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => fast_ecdsa::es256::cached_key(sec1).map(Fast::Es256),
+        (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => fast_ecdsa::es384::cached_key(sec1).map(Fast::Es384),
         _ => None,
     }
 }
@@ -74,7 +77,7 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> jsonwebtoken::errors:
     }
 }
 
-/// jsonwebtoken's RustCrypto provider with the faster RSA and ES256 verifiers.
+/// jsonwebtoken's RustCrypto provider with the faster RSA and ECDSA verifiers.
 pub static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: DEFAULT_PROVIDER.signer_factory,
     verifier_factory,
