@@ -17,142 +17,142 @@ macro_rules! curve {
             use std::collections::HashMap;
             use std::rc::Rc;
 
+            use sha2::{$hash, Digest};
             use $curve::ecdsa::Signature;
             use $curve::elliptic_curve::group::Group;
             use $curve::elliptic_curve::ops::{Invert, Reduce};
             use $curve::elliptic_curve::point::AffineCoordinates;
-            use $curve::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, $uint};
-            use sha2::{Digest, $hash};
+            use $curve::{$uint, AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 
-        /// Bits per window. Signed digits in [-128, 128] make 128 multiples per window.
-        const WINDOW_BITS: usize = 8;
-        const MULTIPLES: usize = 1 << (WINDOW_BITS - 1);
-        /// The signed recoding can carry into one extra window.
-        const WINDOWS: usize = $bits / WINDOW_BITS + 1;
+            /// Bits per window. Signed digits in [-128, 128] make 128 multiples per window.
+            const WINDOW_BITS: usize = 8;
+            const MULTIPLES: usize = 1 << (WINDOW_BITS - 1);
+            /// The signed recoding can carry into one extra window.
+            const WINDOWS: usize = $bits / WINDOW_BITS + 1;
 
-        /// `j · 2^(8i) · P` for every window `i` and `j` in 1..=128 (P-256: 4,224 points, about
-        /// 400 KB; P-384: 6,272 points, about 900 KB), built with one addition per point. The points
-        /// stay projective: the 0.13 curve crates offer no batch inversion to make them affine
-        /// cheaply, and their complete addition costs barely more than the mixed one.
-        pub struct Table {
-            points: Vec<ProjectivePoint>,
-        }
-
-        impl Table {
-            pub fn new(p: &ProjectivePoint) -> Table {
-                let mut points = Vec::with_capacity(WINDOWS * MULTIPLES);
-                let mut base = *p;
-                for _ in 0..WINDOWS {
-                    let start = points.len();
-                    let mut multiple = base;
-                    for _ in 0..MULTIPLES {
-                        points.push(multiple);
-                        multiple += base;
-                    }
-                    // 128·base doubled is the next window's base, 256·base.
-                    base = points[start + MULTIPLES - 1].double();
-                }
-                Table { points }
+            /// `j · 2^(8i) · P` for every window `i` and `j` in 1..=128 (P-256: 4,224 points, about
+            /// 400 KB; P-384: 6,272 points, about 900 KB), built with one addition per point. The points
+            /// stay projective: the 0.13 curve crates offer no batch inversion to make them affine
+            /// cheaply, and their complete addition costs barely more than the mixed one.
+            pub struct Table {
+                points: Vec<ProjectivePoint>,
             }
 
-            /// Adds `k · P` to `acc`, one mixed addition per non-zero digit.
-            fn add_multiple(&self, acc: &mut ProjectivePoint, k: &Scalar) {
-                for (window, digit) in signed_digits(k).iter().enumerate() {
-                    let magnitude = digit.unsigned_abs() as usize;
-                    if magnitude == 0 {
-                        continue;
+            impl Table {
+                pub fn new(p: &ProjectivePoint) -> Table {
+                    let mut points = Vec::with_capacity(WINDOWS * MULTIPLES);
+                    let mut base = *p;
+                    for _ in 0..WINDOWS {
+                        let start = points.len();
+                        let mut multiple = base;
+                        for _ in 0..MULTIPLES {
+                            points.push(multiple);
+                            multiple += base;
+                        }
+                        // 128·base doubled is the next window's base, 256·base.
+                        base = points[start + MULTIPLES - 1].double();
                     }
-                    let Some(point) = self.points.get(window * MULTIPLES + magnitude - 1) else { continue };
-                    if *digit < 0 {
-                        *acc += -*point;
+                    Table { points }
+                }
+
+                /// Adds `k · P` to `acc`, one mixed addition per non-zero digit.
+                fn add_multiple(&self, acc: &mut ProjectivePoint, k: &Scalar) {
+                    for (window, digit) in signed_digits(k).iter().enumerate() {
+                        let magnitude = digit.unsigned_abs() as usize;
+                        if magnitude == 0 {
+                            continue;
+                        }
+                        let Some(point) = self.points.get(window * MULTIPLES + magnitude - 1) else { continue };
+                        if *digit < 0 {
+                            *acc += -*point;
+                        } else {
+                            *acc += point;
+                        }
+                    }
+                }
+            }
+
+            /// The scalar as signed base-256 digits in [-128, 127] (the last is 0 or 1), so that
+            /// `k = Σ d_i · 256^i`. Negating an affine point is free, which halves the table.
+            fn signed_digits(k: &Scalar) -> [i16; WINDOWS] {
+                let bytes = k.to_bytes();
+                let mut digits = [0i16; WINDOWS];
+                let mut carry = 0i16;
+                for (i, byte) in bytes.iter().rev().enumerate() {
+                    let d = i16::from(*byte) + carry;
+                    if d >= MULTIPLES as i16 {
+                        digits[i] = d - 256;
+                        carry = 1;
                     } else {
-                        *acc += point;
+                        digits[i] = d;
+                        carry = 0;
                     }
                 }
-            }
-        }
-
-        /// The scalar as signed base-256 digits in [-128, 127] (the last is 0 or 1), so that
-        /// `k = Σ d_i · 256^i`. Negating an affine point is free, which halves the table.
-        fn signed_digits(k: &Scalar) -> [i16; WINDOWS] {
-            let bytes = k.to_bytes();
-            let mut digits = [0i16; WINDOWS];
-            let mut carry = 0i16;
-            for (i, byte) in bytes.iter().rev().enumerate() {
-                let d = i16::from(*byte) + carry;
-                if d >= MULTIPLES as i16 {
-                    digits[i] = d - 256;
-                    carry = 1;
-                } else {
-                    digits[i] = d;
-                    carry = 0;
-                }
-            }
-            digits[WINDOWS - 1] = carry;
-            digits
-        }
-
-        /// A public key on this curve with the table of its multiples.
-        pub struct PublicKey {
-            table: Table,
-        }
-
-        impl PublicKey {
-            /// From an uncompressed or compressed SEC1 point; `None` for anything that is not a
-            /// point on the curve other than the identity, as the curve crate's `PublicKey` decides.
-            pub fn from_sec1_bytes(bytes: &[u8]) -> Option<PublicKey> {
-                let q = $curve::PublicKey::from_sec1_bytes(bytes).ok()?;
-                Some(PublicKey { table: Table::new(&q.to_projective()) })
+                digits[WINDOWS - 1] = carry;
+                digits
             }
 
-            /// ECDSA with this curve's hash, signature `r || s` (RFC 7518 §3.4).
-            pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-                // `from_slice` refuses r or s outside [1, n-1].
-                let Ok(sig) = Signature::from_slice(sig) else { return false };
-                let (r, s) = sig.split_scalars();
-                let z = <Scalar as Reduce<$uint>>::reduce_bytes(&$hash::digest(msg));
-                let s_inv = *s.invert_vartime();
-                let u1 = z * s_inv;
-                let u2 = *r * s_inv;
-                let mut point = ProjectivePoint::IDENTITY;
-                generator_table().add_multiple(&mut point, &u1);
-                self.table.add_multiple(&mut point, &u2);
-                let affine: AffinePoint = point.to_affine();
-                if bool::from(affine.is_identity()) {
-                    return false;
-                }
-                let x: FieldBytes = affine.x();
-                *r == <Scalar as Reduce<$uint>>::reduce_bytes(&x)
+            /// A public key on this curve with the table of its multiples.
+            pub struct PublicKey {
+                table: Table,
             }
-        }
 
-        thread_local! {
-            static GENERATOR: Rc<Table> = Rc::new(Table::new(&ProjectivePoint::GENERATOR));
-            /// Keys by their SEC1 bytes; see `fast_rsa::KEYS`.
-            static KEYS: RefCell<HashMap<Vec<u8>, Rc<PublicKey>>> = RefCell::new(HashMap::new());
-        }
-
-        fn generator_table() -> Rc<Table> {
-            GENERATOR.with(Rc::clone)
-        }
-
-        /// A few issuers across a rotation fit. Cleared when full.
-        const MAX_KEYS: usize = 8;
-
-        pub fn cached_key(sec1: &[u8]) -> Option<Rc<PublicKey>> {
-            KEYS.with(|keys| {
-                let mut keys = keys.borrow_mut();
-                if let Some(k) = keys.get(sec1) {
-                    return Some(k.clone());
+            impl PublicKey {
+                /// From an uncompressed or compressed SEC1 point; `None` for anything that is not a
+                /// point on the curve other than the identity, as the curve crate's `PublicKey` decides.
+                pub fn from_sec1_bytes(bytes: &[u8]) -> Option<PublicKey> {
+                    let q = $curve::PublicKey::from_sec1_bytes(bytes).ok()?;
+                    Some(PublicKey { table: Table::new(&q.to_projective()) })
                 }
-                let key = Rc::new(PublicKey::from_sec1_bytes(sec1)?);
-                if keys.len() >= MAX_KEYS {
-                    keys.clear();
+
+                /// ECDSA with this curve's hash, signature `r || s` (RFC 7518 §3.4).
+                pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+                    // `from_slice` refuses r or s outside [1, n-1].
+                    let Ok(sig) = Signature::from_slice(sig) else { return false };
+                    let (r, s) = sig.split_scalars();
+                    let z = <Scalar as Reduce<$uint>>::reduce_bytes(&$hash::digest(msg));
+                    let s_inv = *s.invert_vartime();
+                    let u1 = z * s_inv;
+                    let u2 = *r * s_inv;
+                    let mut point = ProjectivePoint::IDENTITY;
+                    generator_table().add_multiple(&mut point, &u1);
+                    self.table.add_multiple(&mut point, &u2);
+                    let affine: AffinePoint = point.to_affine();
+                    if bool::from(affine.is_identity()) {
+                        return false;
+                    }
+                    let x: FieldBytes = affine.x();
+                    *r == <Scalar as Reduce<$uint>>::reduce_bytes(&x)
                 }
-                keys.insert(sec1.to_vec(), key.clone());
-                Some(key)
-            })
-        }
+            }
+
+            thread_local! {
+                static GENERATOR: Rc<Table> = Rc::new(Table::new(&ProjectivePoint::GENERATOR));
+                /// Keys by their SEC1 bytes; see `fast_rsa::KEYS`.
+                static KEYS: RefCell<HashMap<Vec<u8>, Rc<PublicKey>>> = RefCell::new(HashMap::new());
+            }
+
+            fn generator_table() -> Rc<Table> {
+                GENERATOR.with(Rc::clone)
+            }
+
+            /// A few issuers across a rotation fit. Cleared when full.
+            const MAX_KEYS: usize = 8;
+
+            pub fn cached_key(sec1: &[u8]) -> Option<Rc<PublicKey>> {
+                KEYS.with(|keys| {
+                    let mut keys = keys.borrow_mut();
+                    if let Some(k) = keys.get(sec1) {
+                        return Some(k.clone());
+                    }
+                    let key = Rc::new(PublicKey::from_sec1_bytes(sec1)?);
+                    if keys.len() >= MAX_KEYS {
+                        keys.clear();
+                    }
+                    keys.insert(sec1.to_vec(), key.clone());
+                    Some(key)
+                })
+            }
         }
     };
 }

@@ -94,6 +94,9 @@ impl Plugin {
     }
 
     fn count(&mut self, m: Metric, by: u64) {
+        if by == 0 {
+            return;
+        }
         if let Some(d) = m.index(self.engine.config.providers.len()).and_then(|i| self.deltas.get_mut(i)) {
             *d += by;
         }
