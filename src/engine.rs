@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::authenticator::{authenticate, Verified};
 use crate::cache::TokenCache;
 use crate::config::{Config, Requirement};
-use crate::extractor::{extract, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
 use crate::jwks::KeySet;
 use crate::matcher::find_rule;
 use crate::reason::Reason;
@@ -211,7 +211,8 @@ impl Engine {
 
     fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Rc<Verified>)]) -> Mutations {
         let mut m = self.base_mutations();
-        let mut path = req.path.to_string();
+        // Only a token in the query string changes the path; most requests never copy it.
+        let mut path: Option<String> = None;
         let mut cookies_to_drop: Vec<&str> = Vec::new();
         for (i, f) in found.iter().enumerate() {
             let Some(f) = f else { continue };
@@ -224,13 +225,11 @@ impl Engine {
                         m.remove_headers.push(name.clone());
                     }
                 }
-                Location::Param(name) => path = remove_query_param(&path, name),
+                Location::Param(name) => path = Some(remove_query_param(path.as_deref().unwrap_or(req.path), name)),
                 Location::Cookie(name) => cookies_to_drop.push(name),
             }
         }
-        if path != req.path {
-            m.path = Some(path);
-        }
+        m.path = path.filter(|p| p != req.path);
         if !cookies_to_drop.is_empty() {
             let joined: Vec<String> = req
                 .headers
@@ -264,22 +263,30 @@ impl Evaluation<'_, '_, '_> {
             return o.clone();
         }
         let provider = &self.config.providers[i];
-        let o = match extract(&provider.extraction, self.req.path, self.req.headers) {
+        let o = match extract_unchecked(&provider.extraction, self.req.path, self.req.headers) {
             Err(r) => ProviderOutcome::Failed(r),
             Ok(None) => ProviderOutcome::Missing,
             Ok(Some(found)) => {
                 let o = match self.keys[i] {
-                    KeyState::Loading => ProviderOutcome::Wait,
-                    KeyState::Unavailable => ProviderOutcome::Failed(Reason::KeysUnavailable),
+                    not_ready @ (KeyState::Loading | KeyState::Unavailable) => match found.check() {
+                        Err(r) => ProviderOutcome::Failed(r),
+                        Ok(()) if matches!(not_ready, KeyState::Loading) => ProviderOutcome::Wait,
+                        Ok(()) => ProviderOutcome::Failed(Reason::KeysUnavailable),
+                    },
                     KeyState::Ready(keys, kid_refetch) => {
                         let cache = &mut self.caches[i];
                         let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
-                            Some(v) => v,
-                            None => {
-                                let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
-                                cache.put(&found.token, &v);
-                                v
-                            }
+                            // A verified token passes `check` by construction: skip it on the hot path.
+                            Some(Ok(v)) => Ok(v),
+                            cached => match (found.check(), cached) {
+                                (Err(r), _) => Err(r),
+                                (Ok(()), Some(rejected)) => rejected,
+                                (Ok(()), None) => {
+                                    let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
+                                    cache.put(&found.token, &v);
+                                    v
+                                }
+                            },
                         };
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),

@@ -309,3 +309,32 @@ fn unknown_kid_waits_for_one_refetch_when_allowed() {
     );
     assert_eq!(reason(&o), Reason::Expired);
 }
+
+/// The b64token check of a header token runs after the cache lookup (a verified token passes
+/// it by construction); every other path must still answer 400 as extraction would.
+#[test]
+fn header_token_characters_are_checked_on_every_path_but_a_verified_hit() {
+    let bad = "Bearer a!b.c.d";
+    let mut w = World::new(config_with(json!({"from_cookies": ["session"]}), json!({})));
+    let invalid = Reason::InvalidRequest(
+        "the credential header must be the scheme, one space and the token, without other whitespace",
+    );
+    // Keys ready, loading or unavailable: 400, not a wait or a 503.
+    assert_eq!(reason(&w.decide("GET", "/", &[("authorization", bad)])), invalid);
+    assert_eq!(reason(&w.decide_with("GET", "/", &[("authorization", bad)], Some(vec![KeyState::Loading]))), invalid);
+    assert_eq!(
+        reason(&w.decide_with("GET", "/", &[("authorization", bad)], Some(vec![KeyState::Unavailable]))),
+        invalid
+    );
+    // The same string in a cookie (no character rule there) is judged and negatively cached;
+    // in the Authorization header it is still a 400, not the cached 401.
+    assert_eq!(status(&w.decide("GET", "/", &[("cookie", "session=a!b.c.d")])), 401);
+    assert_eq!(w.caches[0].rejected_len(), 1);
+    assert_eq!(reason(&w.decide("GET", "/", &[("authorization", bad)])), invalid);
+    // A verified token is served from the cache, through the same extraction.
+    let a = bearer(&access_token(json!({})));
+    assert_eq!(status(&w.decide("GET", "/", &[("authorization", &a)])), 200);
+    let hits = w.caches[0].hits;
+    assert_eq!(status(&w.decide("GET", "/", &[("authorization", &a)])), 200);
+    assert_eq!(w.caches[0].hits, hits + 1);
+}
