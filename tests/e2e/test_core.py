@@ -8,7 +8,8 @@ import jwt as pyjwt
 import pytest
 
 from conftest import API, CLIENT, ISSUER, PARTNER_API, Stack, auth0_provider
-from jwtguard_support import request
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwtguard_support import Signer, request
 
 
 def bearer(token):
@@ -243,6 +244,51 @@ def test_requires_all_and_requires_any(stack, partner_signer):
     assert request(stack.listen, "/either", {"x-partner-token": p}).status == 200
     r = request(stack.listen, "/either", bearer(stack.signer.id_token(CLIENT)))
     assert r.status == 401 and "ID token" in r.json()["error_description"]
+
+
+class EcSigner(Signer):
+    """The usual keys plus a P-384 key, so ES384 goes through Envoy too."""
+
+    def __init__(self):
+        super().__init__(ISSUER)
+        self.ec384 = ec.generate_private_key(ec.SECP384R1())
+
+    def jwks(self):
+        keys = super().jwks()
+        jwk = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(self.ec384.public_key()))
+        jwk.update({"kid": "ec384-1", "alg": "ES384", "use": "sig"})
+        keys["keys"].append(jwk)
+        return keys
+
+    def es384_token(self):
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": API, "sub": "auth0|user-42", "azp": CLIENT, "iat": now, "exp": now + 600}
+        return pyjwt.encode(claims, self.ec384, algorithm="ES384", headers={"kid": "ec384-1", "typ": "at+jwt"})
+
+
+def corrupt_signature(token):
+    """The same token with one byte of its signature changed (still canonical base64url)."""
+    h, p, s = token.split(".")
+    sig = bytearray(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+    sig[len(sig) // 2] ^= 0x01
+    return f"{h}.{p}." + base64.urlsafe_b64encode(bytes(sig)).rstrip(b"=").decode()
+
+
+def test_ecdsa_tables_verify_and_reject_inside_envoy():
+    """ES256 and ES384 take fast_ecdsa's table path in the VM: valid tokens pass (first use
+    builds the tables, later ones reuse them), a changed signature byte is refused."""
+    s = Stack(lambda st: {"realm": "api", "providers": {"auth0": auth0_provider(st, jwt_cache_config={"jwt_cache_size": 0})}},
+              signer=EcSigner())
+    try:
+        s.envoy.start()
+        for mint in (lambda: s.signer.access_token(API, CLIENT, alg="ES256"), s.signer.es384_token):
+            for _ in range(3):
+                token = mint()
+                r = request(s.listen, "/api/items", bearer(token))
+                assert r.status == 200, r.body
+                assert_invalid_token(request(s.listen, "/api/items", bearer(corrupt_signature(token))), "signature")
+    finally:
+        s.stop()
 
 
 # ------------------------------------------------------------------ lifecycle
