@@ -27,6 +27,9 @@ for case in json.loads((CONF / "jwks_only.json").read_text()):
 put("jwks", "fixture", (ROOT / "src" / "testdata" / "jwks.json").read_text())
 put("config", "example", (ROOT / "envoy" / "example-config.json").read_text())
 put("header_map", "basic", b"\x02\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00\x0d\x00\x00\x00\x08\x00\x00\x00:path\x00/\x00authorization\x00Bearer t\x00")
-for t in ("jwt", "extract", "jwks", "config", "header_map"):
+# signature: algorithm byte, message length, message, then a signature of each verifier's size
+for alg, size in ((0, 256), (4, 64), (5, 96), (6, 64)):
+    put("signature", f"alg{alg}", bytes([alg, 8]) + b"message!" + bytes(range(size)))
+for t in ("jwt", "extract", "jwks", "config", "header_map", "signature"):
     count[t] = len(list((HERE / "corpus" / t).iterdir()))
 print("seed corpus:", ", ".join(f"{t} {n}" for t, n in count.items()))
