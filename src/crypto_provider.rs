@@ -6,7 +6,10 @@
 //! process-wide default: the default can only be set once, and whichever code asks for it
 //! first (a `sign` in a test or a benchmark, say) would silently win.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::thread::LocalKey;
 
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
@@ -25,6 +28,33 @@ pub fn verify(
 ) -> jsonwebtoken::errors::Result<bool> {
     let verifier = (PROVIDER.verifier_factory)(&alg, key)?;
     Ok(verifier.verify(message, &signature.to_vec()).is_ok())
+}
+
+/// A VM's precomputed keys, by an unambiguous encoding of the key's bytes. jsonwebtoken hands
+/// a verifier only a `DecodingKey`, so this is where per-key precomputation lives; each wasm
+/// VM is one thread.
+pub type KeyCache<T> = RefCell<HashMap<Vec<u8>, Rc<T>>>;
+
+/// The key for `id` from `cache`, built with `build` on first use; the cache is emptied
+/// when it holds `max` keys. `None` when `build` refuses the key.
+pub fn cached_key<T>(
+    cache: &'static LocalKey<KeyCache<T>>,
+    id: &[u8],
+    max: usize,
+    build: impl FnOnce() -> Option<T>,
+) -> Option<Rc<T>> {
+    cache.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(k) = keys.get(id) {
+            return Some(k.clone());
+        }
+        let key = Rc::new(build()?);
+        if keys.len() >= max {
+            keys.clear();
+        }
+        keys.insert(id.to_vec(), key.clone());
+        Some(key)
+    })
 }
 
 enum Fast {

@@ -17,6 +17,7 @@ macro_rules! curve {
             use std::collections::HashMap;
             use std::rc::Rc;
 
+            use crate::crypto_provider::KeyCache;
             use sha2::{$hash, Digest};
             use $curve::ecdsa::Signature;
             use $curve::elliptic_curve::group::Group;
@@ -55,7 +56,7 @@ macro_rules! curve {
                     Table { points }
                 }
 
-                /// Adds `k · P` to `acc`, one mixed addition per non-zero digit.
+                /// Adds `k · P` to `acc`, one addition per non-zero digit.
                 fn add_multiple(&self, acc: &mut ProjectivePoint, k: &Scalar) {
                     for (window, digit) in signed_digits(k).iter().enumerate() {
                         let magnitude = digit.unsigned_abs() as usize;
@@ -73,7 +74,7 @@ macro_rules! curve {
             }
 
             /// The scalar as signed base-256 digits in [-128, 127] (the last is 0 or 1), so that
-            /// `k = Σ d_i · 256^i`. Negating an affine point is free, which halves the table.
+            /// `k = Σ d_i · 256^i`. Negating a point is free, which halves the table.
             fn signed_digits(k: &Scalar) -> [i16; WINDOWS] {
                 let bytes = k.to_bytes();
                 let mut digits = [0i16; WINDOWS];
@@ -128,8 +129,8 @@ macro_rules! curve {
 
             thread_local! {
                 static GENERATOR: Rc<Table> = Rc::new(Table::new(&ProjectivePoint::GENERATOR));
-                /// Keys by their SEC1 bytes; see `fast_rsa::KEYS`.
-                static KEYS: RefCell<HashMap<Vec<u8>, Rc<PublicKey>>> = RefCell::new(HashMap::new());
+                /// Keys by their SEC1 bytes; see `crypto_provider::cached_key`.
+                static KEYS: KeyCache<PublicKey> = RefCell::new(HashMap::new());
             }
 
             fn generator_table() -> Rc<Table> {
@@ -140,18 +141,7 @@ macro_rules! curve {
             const MAX_KEYS: usize = 8;
 
             pub fn cached_key(sec1: &[u8]) -> Option<Rc<PublicKey>> {
-                KEYS.with(|keys| {
-                    let mut keys = keys.borrow_mut();
-                    if let Some(k) = keys.get(sec1) {
-                        return Some(k.clone());
-                    }
-                    let key = Rc::new(PublicKey::from_sec1_bytes(sec1)?);
-                    if keys.len() >= MAX_KEYS {
-                        keys.clear();
-                    }
-                    keys.insert(sec1.to_vec(), key.clone());
-                    Some(key)
-                })
+                crate::crypto_provider::cached_key(&KEYS, sec1, MAX_KEYS, || PublicKey::from_sec1_bytes(sec1))
             }
         }
     };

@@ -16,6 +16,8 @@ use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use crate::crypto_provider::{self, KeyCache};
+
 /// DER `DigestInfo` prefixes (RFC 8017 §9.2, note 1).
 const SHA256_PREFIX: [u8; 19] =
     [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
@@ -152,9 +154,8 @@ impl PublicKey {
 }
 
 thread_local! {
-    /// Keys by their `n || e` bytes. jsonwebtoken hands the provider only a `DecodingKey`,
-    /// so this is where the per-key precomputation lives. Each wasm VM is one thread.
-    static KEYS: RefCell<HashMap<Vec<u8>, Rc<PublicKey>>> = RefCell::new(HashMap::new());
+    /// Keys by `n || 0xff || e`; see `crypto_provider::cached_key`.
+    static KEYS: KeyCache<PublicKey> = RefCell::new(HashMap::new());
 }
 
 /// Enough for every key of a few issuers across a rotation; cleared when full.
@@ -165,16 +166,5 @@ pub fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
     id.extend_from_slice(n);
     id.push(0xff);
     id.extend_from_slice(e);
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if let Some(k) = keys.get(&id) {
-            return Some(k.clone());
-        }
-        let key = Rc::new(PublicKey::new(n, e)?);
-        if keys.len() >= MAX_KEYS {
-            keys.clear();
-        }
-        keys.insert(id, key.clone());
-        Some(key)
-    })
+    crypto_provider::cached_key(&KEYS, &id, MAX_KEYS, || PublicKey::new(n, e))
 }
