@@ -154,7 +154,7 @@ impl PublicKey {
 }
 
 thread_local! {
-    /// Keys by `n || 0xff || e`; see `crypto_provider::cached_key`.
+    /// Keys by `len(n) || n || e`; see `crypto_provider::cached_key`.
     static KEYS: KeyCache<PublicKey> = RefCell::new(HashMap::new());
 }
 
@@ -162,9 +162,11 @@ thread_local! {
 const MAX_KEYS: usize = 64;
 
 pub fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
-    let mut id = Vec::with_capacity(n.len() + e.len() + 1);
+    // n's length first: with a separator byte alone, (X || 0xff, e) and (X, 0xff || e) would
+    // share an id, and the second would be served the first's key.
+    let mut id = Vec::with_capacity(n.len() + e.len() + 8);
+    id.extend_from_slice(&(n.len() as u64).to_be_bytes());
     id.extend_from_slice(n);
-    id.push(0xff);
     id.extend_from_slice(e);
     crypto_provider::cached_key(&KEYS, &id, MAX_KEYS, || PublicKey::new(n, e))
 }
