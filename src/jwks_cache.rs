@@ -14,12 +14,16 @@ use serde_json::Value;
 
 use crate::config::{KeySource, Provider, RemoteJwks};
 use crate::engine::{KeyState, KidRefetch};
+use crate::fetch_error::FetchError;
 use crate::jwks::KeySet;
 
 /// Bodies larger than this are refused without parsing.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 const RETRY_MIN_MS: u64 = 1_000;
 const RETRY_MAX_MS: u64 = 60_000;
+/// Envoy's own timeout for a fetch is this much later than ours, so that our deadline, which
+/// also covers a proxy that never answers, is the one that decides; Envoy's frees the stream.
+pub const PROXY_TIMEOUT_MARGIN_MS: u64 = 1_000;
 
 /// The record all VMs share for one JWKS URI.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,8 +103,8 @@ pub enum Step {
     Next(FetchRequest),
     /// A JWKS that parses: store it for every VM. Carries the raw body and the key set.
     Fetched { body: Vec<u8>, keys: KeySet },
-    /// This fetch failed; the text is for the log (never the body).
-    Failed(String),
+    /// This fetch failed (the cause never holds the body).
+    Failed(FetchError),
 }
 
 #[derive(Debug)]
@@ -176,7 +180,9 @@ impl KeySlot {
         match &self.keys {
             Some(_) if now_ms.saturating_sub(self.fetched_ms) > remote.stale_if_error_ms => KeyState::Unavailable,
             Some(k) => KeyState::Ready(k, self.kid_refetch(now_ms, remote)),
-            None if now_ms < self.wait_deadline_ms => KeyState::Loading,
+            // Requests wait for the first fetch only: once one failed, they get 503 at once
+            // rather than each waiting out the deadline.
+            None if now_ms < self.wait_deadline_ms && self.view.failures == 0 => KeyState::Loading,
             None => KeyState::Unavailable,
         }
     }
@@ -248,7 +254,7 @@ impl KeySlot {
             cluster: r.cluster.clone(),
             authority: r.authority.clone(),
             path: r.path.clone(),
-            timeout_ms: r.timeout_ms,
+            timeout_ms: r.timeout_ms + PROXY_TIMEOUT_MARGIN_MS,
         })
     }
 
@@ -272,44 +278,41 @@ impl KeySlot {
     }
 
     /// Our own deadline: a fetch Envoy never answers must not hold the lease forever.
-    pub fn check_deadline(&mut self, now_ms: u64) -> Option<String> {
-        match &self.in_flight {
-            Some(f) if now_ms >= f.deadline_ms => {
+    pub fn check_deadline(&mut self, now_ms: u64) -> Option<FetchError> {
+        match (&self.in_flight, &self.remote) {
+            (Some(f), Some(r)) if now_ms >= f.deadline_ms => {
                 self.in_flight = None;
-                Some("timed out".to_string())
+                Some(FetchError::Timeout(r.timeout_ms))
             }
             _ => None,
         }
     }
 
-    /// Judges a response to this VM's fetch. `status` is `:status`; `None` means none came.
-    pub fn on_response(&mut self, status: Option<u32>, body: Option<&[u8]>, issuer: Option<&str>) -> Step {
+    /// Judges the answer to this VM's fetch: a 2xx status with its body, or why there is none.
+    pub fn on_response(&mut self, answer: Result<(u32, Vec<u8>), FetchError>, issuer: Option<&str>) -> Step {
         let Some(flight) = self.in_flight.take() else {
-            return Step::Failed("no fetch under way".to_string());
+            return Step::Failed(FetchError::Host("an answer came with no fetch under way".to_string()));
         };
-        let Some(status) = status else {
-            return Step::Failed("no response (connection failure or upstream reset)".to_string());
+        let body = match answer {
+            Ok((status, body)) if (200..300).contains(&status) => body,
+            Ok((status, body)) => return Step::Failed(FetchError::from_status(status, body.len(), &body)),
+            Err(e) => return Step::Failed(e),
         };
-        let size = body.map_or(0, <[u8]>::len);
-        if !(200..300).contains(&status) {
-            return Step::Failed(format!("status {status}, body {size} bytes"));
+        if body.len() > MAX_JWKS_BYTES {
+            return Step::Failed(FetchError::TooLarge(body.len()));
         }
-        if size > MAX_JWKS_BYTES {
-            return Step::Failed(format!("status {status}, body of {size} bytes exceeds {MAX_JWKS_BYTES}"));
-        }
-        let body = body.unwrap_or(&[]);
         match flight.stage {
-            Stage::Jwks => match KeySet::parse(body) {
-                Ok(keys) => Step::Fetched { body: body.to_vec(), keys },
-                Err(e) => Step::Failed(format!("status {status}, body {size} bytes: {e}")),
+            Stage::Jwks => match KeySet::parse(&body) {
+                Ok(keys) => Step::Fetched { body, keys },
+                Err(e) => Step::Failed(FetchError::Invalid(format!("body of {} bytes: {e}", body.len()))),
             },
-            Stage::Discovery => match self.discovered(body, issuer) {
+            Stage::Discovery => match self.discovered(&body, issuer) {
                 Ok(req) => {
                     // Keep the stage so `started` moves on to the JWKS.
                     self.in_flight = Some(InFlight { token: 0, ..flight });
                     Step::Next(req)
                 }
-                Err(e) => Step::Failed(format!("discovery document (status {status}, body {size} bytes): {e}")),
+                Err(e) => Step::Failed(FetchError::Discovery(e)),
             },
         }
     }
@@ -342,7 +345,7 @@ impl KeySlot {
             cluster: r.cluster.clone(),
             authority: r.authority.clone(),
             path: path.to_string(),
-            timeout_ms: r.timeout_ms,
+            timeout_ms: r.timeout_ms + PROXY_TIMEOUT_MARGIN_MS,
         })
     }
 

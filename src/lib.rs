@@ -15,6 +15,7 @@ pub mod engine;
 pub mod extractor;
 pub mod fast_ecdsa;
 pub mod fast_rsa;
+pub mod fetch_error;
 pub mod header_map;
 pub mod jwks;
 pub mod jwks_cache;

@@ -2,10 +2,13 @@
 //! in a log, a response and a dashboard all say the same word. Names are flat (Envoy shows
 //! wasm metrics as `wasmcustom.<name>`, Prometheus as `envoy_wasmcustom_<name with _>`).
 
+use crate::fetch_error::FetchError;
 use crate::reason::Reason;
 
+const CAUSES: [&str; 9] = FetchError::CAUSES;
+
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 21] = [
+pub const REASONS: [&str; 22] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -27,6 +30,7 @@ pub const REASONS: [&str; 21] = [
     "scope",
     "keys_unavailable",
     "no_route",
+    "internal",
 ];
 
 /// Everything jwt-guard counts or measures.
@@ -44,6 +48,8 @@ pub enum Metric {
     Paused,
     JwksFetchSuccess(usize),
     JwksFetchFailure(usize),
+    /// Failed fetches by cause (`FetchError::cause`).
+    JwksFetchError(usize, &'static str),
     CacheHit(usize),
     CacheMiss(usize),
     /// Gauge: usable keys in the provider's key set.
@@ -69,6 +75,7 @@ impl Metric {
             Metric::ProviderDenied(i, r) => format!("jwt_guard.provider.{}.denied.{r}", p(i)),
             Metric::JwksFetchSuccess(i) => format!("jwt_guard.provider.{}.jwks_fetch.success", p(i)),
             Metric::JwksFetchFailure(i) => format!("jwt_guard.provider.{}.jwks_fetch.failure", p(i)),
+            Metric::JwksFetchError(i, c) => format!("jwt_guard.provider.{}.jwks_fetch.error.{c}", p(i)),
             Metric::CacheHit(i) => format!("jwt_guard.provider.{}.cache.hit", p(i)),
             Metric::CacheMiss(i) => format!("jwt_guard.provider.{}.cache.miss", p(i)),
             Metric::KeysLoaded(i) => format!("jwt_guard.provider.{}.keys_loaded", p(i)),
@@ -82,8 +89,9 @@ impl Metric {
     /// request path counts several metrics per request.
     pub fn index(&self, provider_count: usize) -> Option<usize> {
         const GLOBAL: usize = 2 + REASONS.len();
-        const PER_PROVIDER: usize = 1 + REASONS.len() + 7;
+        const PER_PROVIDER: usize = 1 + REASONS.len() + 7 + CAUSES.len();
         let reason = |r: &str| REASONS.iter().position(|x| *x == r);
+        let cause = |c: &str| CAUSES.iter().position(|x| *x == c);
         let provider = |i: usize, offset: usize| (i < provider_count).then_some(GLOBAL + i * PER_PROVIDER + offset);
         match self {
             Metric::Allowed => Some(0),
@@ -98,6 +106,7 @@ impl Metric {
             Metric::KeysLoaded(i) => provider(*i, 5 + REASONS.len()),
             Metric::JwksAgeSeconds(i) => provider(*i, 6 + REASONS.len()),
             Metric::CacheEntries(i) => provider(*i, 7 + REASONS.len()),
+            Metric::JwksFetchError(i, c) => cause(c).and_then(|k| provider(*i, 8 + REASONS.len() + k)),
         }
     }
 
@@ -116,6 +125,7 @@ impl Metric {
                 Metric::JwksAgeSeconds(i),
                 Metric::CacheEntries(i),
             ]);
+            out.extend(CAUSES.iter().map(|c| Metric::JwksFetchError(i, c)));
         }
         out
     }
@@ -173,6 +183,7 @@ mod tests {
             Reason::Scope("s".into()),
             Reason::KeysUnavailable,
             Reason::NoRoute,
+            Reason::Internal,
         ];
         for r in all {
             assert!(REASONS.contains(&r.as_str()), "{r:?}");
@@ -184,7 +195,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 2 + 21 + 1 + 21 + 7);
+        assert_eq!(Metric::all(1).len(), 2 + 22 + 1 + 22 + 7 + 9);
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&providers)).collect();
         assert!(names.len() > 40);
     }

@@ -52,6 +52,9 @@ pub enum Reason {
     KeysUnavailable,
     /// No rule matches the route; jwt-guard denies by default.
     NoRoute,
+    /// jwt-guard could not judge the request: the proxy failed a call it needs (reading or
+    /// editing the request), or the filter is not configured. Fails closed, with 503.
+    Internal,
 }
 
 /// RFC 6750 §3.1 error codes, plus the two responses RFC 6750 does not cover.
@@ -108,6 +111,7 @@ impl Reason {
             Reason::Scope(_) => "scope",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::NoRoute => "no_route",
+            Reason::Internal => "internal",
         }
     }
 
@@ -125,7 +129,7 @@ impl Reason {
             Reason::Missing => ErrorCode::None,
             Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Reason::Scope(_) => ErrorCode::InsufficientScope,
-            Reason::KeysUnavailable => ErrorCode::Unavailable,
+            Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,
             Reason::NoRoute => ErrorCode::AccessDenied,
             _ => ErrorCode::InvalidToken,
         }
@@ -190,6 +194,7 @@ impl Reason {
             }
             Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
             Reason::NoRoute => "No rule allows this route.".to_string(),
+            Reason::Internal => "The gateway could not check this request. Retry shortly.".to_string(),
         }
     }
 }

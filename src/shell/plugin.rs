@@ -7,16 +7,18 @@ use log::{debug, info, log_enabled, warn, Level};
 
 use crate::cache::TokenCache;
 use crate::config::Config;
-use crate::engine::{Engine, KeyState, Outcome, Request};
+use crate::engine::{Engine, KeyState, Mutations, Outcome, Request};
+use crate::fetch_error::FetchError;
 use crate::header_map;
 use crate::jwks::KeySet;
-use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step};
+use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step, MAX_JWKS_BYTES};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{for_denial, Metric};
 use crate::reason::Reason;
+use crate::response::for_reason;
 use crate::token::summarize;
 
-use super::host::Host;
+use super::host::{Host, HostResult};
 
 /// At most this many requests wait for keys per VM; more get 503 at once, so a flood
 /// during an IdP outage cannot grow memory without bound.
@@ -51,6 +53,18 @@ pub struct Plugin {
     deltas: Vec<u64>,
     served_requests: bool,
     id_token_log: LogLimiter,
+    /// The last time the host told; used if the clock call fails.
+    last_now_ms: u64,
+}
+
+/// Answers the current request 503 with the core's JSON body and `retry-after`, for when
+/// there is no plugin to ask (not configured, or re-entered).
+pub fn unavailable(host: &mut impl Host) -> Action {
+    let r = for_reason(&Reason::Internal, "", &[]);
+    if let Err(s) = host.send_response(r.status, &r.headers, r.body.as_bytes()) {
+        warn!("jwt-guard: could not send a 503: {s}");
+    }
+    Action::Pause
 }
 
 /// Shared-data keys, per JWKS URI: providers with the same URI share one fetch.
@@ -62,13 +76,23 @@ fn body_key(uri: &str) -> String {
     format!("jwt-guard/v1/{uri}/jwks")
 }
 
-/// The shared record under `key` (if it exists and decodes) and its CAS.
-fn read_shared(host: &impl Host, key: &str) -> (Option<SharedState>, Option<u32>) {
-    let (bytes, cas) = host.get_shared(key);
-    (bytes.as_deref().and_then(SharedState::decode), cas)
+/// The shared record under `key` (if it exists and decodes) and its CAS. An `Err` is a host
+/// that could not say: never taken for "no record", which would overwrite the real one.
+fn read_shared(host: &impl Host, key: &str) -> HostResult<(Option<SharedState>, Option<u32>)> {
+    let (bytes, cas) = host.get_shared(key)?;
+    Ok((bytes.as_deref().and_then(SharedState::decode), cas))
 }
 
 impl Plugin {
+    /// A plugin for `config`, with its metrics defined: what the root context holds.
+    pub fn configure(config: Config, host: &mut impl Host) -> Plugin {
+        let owner = host.random();
+        let now = host.now_ms().unwrap_or(0);
+        let mut plugin = Plugin::new(config, now, owner);
+        plugin.define_metrics(host);
+        plugin
+    }
+
     pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
         let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect();
         let engine = Engine::new(config);
@@ -82,14 +106,23 @@ impl Plugin {
             deltas: Vec::new(),
             served_requests: false,
             id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
+            last_now_ms: now_ms,
         }
+    }
+
+    /// The host's clock; if the call fails, the last time it told (time never runs back).
+    fn now(&mut self, host: &impl Host) -> u64 {
+        if let Ok(t) = host.now_ms() {
+            self.last_now_ms = self.last_now_ms.max(t);
+        }
+        self.last_now_ms
     }
 
     /// Defines every metric up front, so dashboards and alerts see zeros, not gaps.
     pub fn define_metrics(&mut self, host: &mut impl Host) {
         let names: Vec<String> = self.engine.config.providers.iter().map(|p| p.name.clone()).collect();
         let all = Metric::all(names.len());
-        self.metric_ids = all.iter().map(|m| host.define_metric(m.is_gauge(), &m.name(&names))).collect();
+        self.metric_ids = all.iter().map(|m| host.define_metric(m.is_gauge(), &m.name(&names)).ok()).collect();
         self.deltas = vec![0; all.len()];
     }
 
@@ -106,7 +139,7 @@ impl Plugin {
     fn flush_metrics(&mut self, host: &mut impl Host) {
         for (delta, id) in self.deltas.iter_mut().zip(&self.metric_ids) {
             if let (true, Some(id)) = (*delta > 0, id) {
-                host.increment_metric(*id, *delta);
+                let _ = host.increment_metric(*id, *delta);
             }
             *delta = 0;
         }
@@ -114,12 +147,12 @@ impl Plugin {
 
     fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
         if let Some(Some(id)) = m.index(self.engine.config.providers.len()).and_then(|i| self.metric_ids.get(i)) {
-            host.record_metric(*id, value);
+            let _ = host.record_metric(*id, value);
         }
     }
 
-    fn record_gauges(&self, host: &mut impl Host) {
-        let now = host.now_ms();
+    fn record_gauges(&mut self, host: &mut impl Host) {
+        let now = self.now(host);
         for (i, slot) in self.slots.iter().enumerate() {
             self.gauge(host, Metric::KeysLoaded(i), slot.key_count() as u64);
             if let Some(age) = slot.age_ms(now) {
@@ -152,33 +185,44 @@ impl Plugin {
 
     fn step_provider(&mut self, host: &mut impl Host, i: usize) {
         let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
-        let now = host.now_ms();
-        let key = state_key(&uri);
-        let (shared, cas) = match read_shared(host, &key) {
-            (Some(s), cas) => (s, cas),
-            (None, _) => {
-                // First VM up (Envoy configures the main-thread VM before workers start).
-                let fresh = SharedState::default();
-                host.set_shared(&key, &fresh.encode(), None);
-                let (_, cas) = host.get_shared(&key);
-                (fresh, cas)
-            }
-        };
-        self.sync(host, i, &uri, &shared);
+        let now = self.now(host);
         if let Some(why) = self.slots[i].check_deadline(now) {
             self.publish(host, i, Err(why));
             return;
         }
+        let key = state_key(&uri);
+        let (shared, cas) = match read_shared(host, &key) {
+            Ok((Some(s), cas)) => (s, cas),
+            Ok((None, _)) => {
+                // First VM up (Envoy configures the main-thread VM before workers start).
+                let fresh = SharedState::default();
+                let created = host.set_shared(&key, &fresh.encode(), None).and_then(|()| host.get_shared(&key));
+                match created {
+                    Ok((_, cas)) => (fresh, cas),
+                    Err(s) => return debug!("jwt-guard: shared data unavailable ({s}); next tick"),
+                }
+            }
+            Err(s) => return debug!("jwt-guard: shared data unavailable ({s}); next tick"),
+        };
+        self.sync(host, i, &uri, &shared);
         let Some(claimed) = self.slots[i].claim(now) else { return };
-        if !host.set_shared(&key, &claimed.encode(), cas) {
+        if host.set_shared(&key, &claimed.encode(), cas).is_err() {
             return; // another VM took the lease first
         }
         self.slots[i].observe(&claimed);
         if let Some(req) = self.slots[i].begin() {
-            match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
-                Ok(token) => self.slots[i].started(token, now),
-                Err(e) => self.publish(host, i, Err(format!("dispatch failed: {e}"))),
-            }
+            self.dispatch(host, i, &req, now);
+        }
+    }
+
+    fn dispatch(&mut self, host: &mut impl Host, i: usize, req: &crate::jwks_cache::FetchRequest, now: u64) {
+        match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
+            Ok(token) => self.slots[i].started(token, now),
+            Err(s) => self.publish(
+                host,
+                i,
+                Err(FetchError::Dispatch { cluster: req.cluster.clone(), status: s.0, status_name: s.name() }),
+            ),
         }
     }
 
@@ -188,7 +232,7 @@ impl Plugin {
         let mut changed = false;
         for i in 0..self.slots.len() {
             let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
-            let (Some(shared), _) = read_shared(host, &state_key(&uri)) else { continue };
+            let Ok((Some(shared), _)) = read_shared(host, &state_key(&uri)) else { continue };
             changed |= self.sync(host, i, &uri, &shared);
         }
         changed
@@ -200,8 +244,7 @@ impl Plugin {
         if !self.slots[i].observe(shared) {
             return false;
         }
-        let (stored, _) = host.get_shared(&body_key(uri));
-        let Some(stored) = stored else { return false };
+        let Ok((Some(stored), _)) = host.get_shared(&body_key(uri)) else { return false };
         let before = self.slots[i].generation;
         let name = &self.engine.config.providers[i].name;
         match self.slots[i].adopt(&stored) {
@@ -218,23 +261,25 @@ impl Plugin {
     }
 
     /// Ends this VM's fetch: stores a good JWKS for every VM and updates the shared record.
-    fn publish(&mut self, host: &mut impl Host, i: usize, result: Result<(Vec<u8>, KeySet), String>) {
+    fn publish(&mut self, host: &mut impl Host, i: usize, result: Result<(Vec<u8>, KeySet), FetchError>) {
         let Some(remote) = self.slots[i].remote().cloned() else { return };
-        let now = host.now_ms();
+        let now = self.now(host);
         let jitter = host.random();
         let key = state_key(&remote.uri);
         let name = self.engine.config.providers[i].name.clone();
         for _ in 0..CAS_ATTEMPTS {
-            let (shared, cas) = read_shared(host, &key);
+            let Ok((shared, cas)) = read_shared(host, &key) else { continue };
             let shared = shared.unwrap_or_default();
             // A good JWKS becomes the next generation after any this VM or the record has seen.
             let fetched =
                 result.as_ref().map(|(body, keys)| (body, keys, shared.generation.max(self.slots[i].generation) + 1));
             if let Ok((body, _, g)) = &fetched {
-                host.set_shared(&body_key(&remote.uri), &encode_body(*g, now, body), None);
+                if host.set_shared(&body_key(&remote.uri), &encode_body(*g, now, body), None).is_err() {
+                    continue;
+                }
             }
             let next = self.slots[i].complete(now, &shared, fetched.as_ref().ok().map(|f| f.2), jitter);
-            if !host.set_shared(&key, &next.encode(), cas) {
+            if host.set_shared(&key, &next.encode(), cas).is_err() {
                 continue;
             }
             self.slots[i].observe(&next);
@@ -254,10 +299,17 @@ impl Plugin {
                 }
                 Err(why) => {
                     self.count(Metric::JwksFetchFailure(i), 1);
-                    let keep = if self.slots[i].is_loaded() { "keeping the previous keys" } else { "no keys yet" };
+                    self.count(Metric::JwksFetchError(i, why.cause()), 1);
+                    let keep = if self.slots[i].is_loaded() {
+                        "keeping the previous keys"
+                    } else {
+                        "no keys yet: requests get 503 until a fetch succeeds"
+                    };
                     warn!(
-                        "jwt-guard: provider {name} JWKS fetch via cluster {} failed: {why}; {keep}; retry in {} ms",
+                        "jwt-guard: provider {name} JWKS fetch via cluster {} failed (cause {}): {why}; {keep}; \
+                         retry in {} ms",
                         remote.cluster,
+                        why.cause(),
                         next.next_fetch_ms.saturating_sub(now)
                     );
                 }
@@ -267,21 +319,20 @@ impl Plugin {
         warn!("jwt-guard: provider {name} could not publish its fetch result (shared data contention)");
     }
 
-    /// A dispatched fetch answered. `status` is `None` when there was no response.
-    pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, status: Option<u32>, body: Option<Vec<u8>>) {
+    /// A dispatched fetch answered: the proxy delivers `num_headers` headers (none when the
+    /// call failed) and a body of `body_size` bytes, read here through the host.
+    pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, num_headers: usize, body_size: usize) {
         let Some(i) = self.slots.iter().position(|s| s.owns(token)) else {
-            debug!("jwt-guard: ignoring the response to superseded fetch {token}");
+            debug!("jwt-guard: ignoring the answer to fetch {token}, which is past its deadline or superseded");
             return;
         };
         let issuer = self.engine.config.providers[i].issuer.clone();
-        match self.slots[i].on_response(status, body.as_deref(), issuer.as_deref()) {
-            Step::Next(req) => match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
-                Ok(t) => {
-                    let now = host.now_ms();
-                    self.slots[i].started(t, now);
-                }
-                Err(e) => self.publish(host, i, Err(format!("dispatch failed: {e}"))),
-            },
+        let answer = read_answer(host, num_headers, body_size);
+        match self.slots[i].on_response(answer, issuer.as_deref()) {
+            Step::Next(req) => {
+                let now = self.now(host);
+                self.dispatch(host, i, &req, now);
+            }
             Step::Fetched { body, keys } => self.publish(host, i, Ok((body, keys))),
             Step::Failed(why) => self.publish(host, i, Err(why)),
         }
@@ -299,11 +350,11 @@ impl Plugin {
                 continue;
             }
             let key = state_key(&uri);
-            let now = host.now_ms();
+            let now = self.now(host);
             for _ in 0..CAS_ATTEMPTS {
-                let (Some(shared), cas) = read_shared(host, &key) else { break };
+                let Ok((Some(shared), cas)) = read_shared(host, &key) else { break };
                 let Some(next) = self.slots[i].release(now, &shared) else { break };
-                if host.set_shared(&key, &next.encode(), cas) {
+                if host.set_shared(&key, &next.encode(), cas).is_ok() {
                     break;
                 }
             }
@@ -314,14 +365,14 @@ impl Plugin {
     /// named an unknown kid. The root context's tick starts it.
     fn request_refetch(&mut self, host: &mut impl Host, i: usize) {
         let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
-        let now = host.now_ms();
+        let now = self.now(host);
         let key = state_key(&uri);
-        let (Some(shared), cas) = read_shared(host, &key) else { return };
+        let Ok((Some(shared), cas)) = read_shared(host, &key) else { return };
         self.slots[i].observe(&shared);
         if let Some(next) = self.slots[i].request_kid_refetch(now) {
-            if host.set_shared(&key, &next.encode(), cas) {
+            if host.set_shared(&key, &next.encode(), cas).is_ok() {
                 self.slots[i].observe(&next);
-                info!(
+                warn!(
                     "jwt-guard: provider {} saw an unknown kid; refetching its keys",
                     self.engine.config.providers[i].name
                 );
@@ -363,11 +414,15 @@ impl Plugin {
     fn retry_pending(&mut self, host: &mut impl Host) {
         let waiting = std::mem::take(&mut self.pending);
         for id in waiting {
-            if !host.set_effective_context(id) {
-                continue;
+            if host.set_effective_context(id).is_err() {
+                continue; // the request is gone
             }
             match self.decide_and_apply(host) {
-                Applied::Continued => host.resume_request(),
+                Applied::Continued => {
+                    if let Err(s) = host.resume_request() {
+                        warn!("jwt-guard: could not resume request {id}: {s}");
+                    }
+                }
                 Applied::Responded => {}
                 Applied::Waiting(refetch) => {
                     for i in refetch {
@@ -380,8 +435,15 @@ impl Plugin {
     }
 
     fn decide_and_apply(&mut self, host: &mut impl Host) -> Applied {
-        let now_ms = host.now_ms();
-        let raw = host.request_header_map();
+        let now_ms = self.now(host);
+        let raw = match host.request_header_map() {
+            Ok(raw) => raw,
+            Err(s) => {
+                warn!("jwt-guard: could not read the request headers ({s}); answering 503");
+                self.respond(host, &Reason::Internal, None);
+                return Applied::Responded;
+            }
+        };
         let headers = header_map::parse(&raw);
         let pseudo = |name: &str| {
             headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
@@ -404,7 +466,7 @@ impl Plugin {
                 }
                 self.log_denial(&denial, path, now_ms);
                 let r = &denial.response;
-                host.send_response(r.status, &r.headers, r.body.as_bytes());
+                send(host, r.status, &r.headers, r.body.as_bytes());
                 Applied::Responded
             }
             Outcome::Allow { mutations, verified } => {
@@ -419,14 +481,11 @@ impl Plugin {
                         v.sub.as_deref().unwrap_or("-")
                     );
                 }
-                for name in &mutations.remove_headers {
-                    host.remove_request_header(name);
-                }
-                if let Some(p) = &mutations.path {
-                    host.set_request_header(":path", p);
-                }
-                for (name, value) in &mutations.set_headers {
-                    host.set_request_header(name, value);
+                if let Err(s) = apply(host, &mutations) {
+                    // A spoofed claim header or the token could still reach the upstream.
+                    warn!("jwt-guard: could not edit the request headers ({s}); answering 503");
+                    self.respond(host, &Reason::Internal, None);
+                    return Applied::Responded;
                 }
                 Applied::Continued
             }
@@ -468,7 +527,57 @@ impl Plugin {
             self.count(m, 1);
         }
         if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider) {
-            host.send_response(d.response.status, &d.response.headers, d.response.body.as_bytes());
+            send(host, d.response.status, &d.response.headers, d.response.body.as_bytes());
         }
     }
+}
+
+fn send(host: &mut impl Host, status: u32, headers: &[(String, String)], body: &[u8]) {
+    if let Err(s) = host.send_response(status, headers, body) {
+        warn!("jwt-guard: could not send a {status} response: {s}");
+    }
+}
+
+fn apply(host: &mut impl Host, m: &Mutations) -> HostResult<()> {
+    for name in &m.remove_headers {
+        host.remove_request_header(name)?;
+    }
+    if let Some(p) = &m.path {
+        host.set_request_header(":path", p)?;
+    }
+    for (name, value) in &m.set_headers {
+        host.set_request_header(name, value)?;
+    }
+    Ok(())
+}
+
+/// The answer to a fetch, as the proxy delivers it. No headers means the call failed, and the
+/// proxy's status says how; a body over the limit is not read at all.
+fn read_answer(host: &impl Host, num_headers: usize, body_size: usize) -> Result<(u32, Vec<u8>), FetchError> {
+    if num_headers == 0 {
+        return Err(match host.call_status() {
+            Ok((_, message)) if !message.is_empty() => FetchError::Reset(message),
+            Ok((code, _)) => FetchError::Reset(format!("proxy status {code}")),
+            Err(s) => FetchError::Reset(format!("no answer; proxy status unreadable: {s}")),
+        });
+    }
+    let status = match host.call_response_header(":status") {
+        Ok(Some(v)) => std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u32>().ok()),
+        Ok(None) => None,
+        Err(s) => return Err(FetchError::Host(format!("reading :status: {s}"))),
+    };
+    let Some(status) = status else { return Err(FetchError::Host("the answer has no valid :status".into())) };
+    if body_size > MAX_JWKS_BYTES {
+        return if (200..300).contains(&status) {
+            Err(FetchError::TooLarge(body_size))
+        } else {
+            Err(FetchError::Status { status, body_bytes: body_size })
+        };
+    }
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        host.call_response_body(body_size).map_err(|s| FetchError::Host(format!("reading the body: {s}")))?
+    };
+    Ok((status, body))
 }

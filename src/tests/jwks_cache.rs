@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use crate::engine::{KeyState, KidRefetch};
+use crate::fetch_error::FetchError;
 use crate::jwks_cache::*;
 use crate::testkit::*;
 
@@ -21,7 +22,7 @@ fn fetch_ok(slot: &mut KeySlot, shared: &mut SharedState, now: u64) {
     *shared = slot.claim(now).expect("a fetch is due");
     slot.observe(shared);
     slot.started(1, now);
-    match slot.on_response(Some(200), Some(JWKS.as_bytes()), Some(ISS)) {
+    match slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(ISS)) {
         Step::Fetched { keys, .. } => {
             let g = shared.generation + 1;
             *shared = slot.complete(now, shared, Some(g), 0);
@@ -55,7 +56,7 @@ fn a_due_fetch_takes_the_lease_and_only_one_vm_gets_it() {
     assert!(b.claim(4_000).is_some(), "a lease that outlived its fetch expires");
     assert_eq!(
         a.begin().unwrap(),
-        FetchRequest { cluster: "idp".into(), authority: "idp.test".into(), path: "/jwks".into(), timeout_ms: 2000 }
+        FetchRequest { cluster: "idp".into(), authority: "idp.test".into(), path: "/jwks".into(), timeout_ms: 3000 }
     );
 }
 
@@ -104,21 +105,25 @@ fn failures_keep_keys_back_off_with_jitter_and_expire_after_stale_if_error() {
     let mut slot = remote_slot(0, false);
     let mut shared = SharedState::default();
     fetch_ok(&mut slot, &mut shared, 0);
-    for (status, body) in [
-        (Some(500), &b"oops"[..]),
-        (Some(200), b"<html>"),
-        (Some(200), br#"{"keys": []}"#),
-        (Some(200), b"{}"),
-        (Some(301), b""),
-        (None, b""),
+    for (answer, cause) in [
+        (Ok((500, b"oops".to_vec())), "status"),
+        (Ok((200, b"<html>".to_vec())), "invalid"),
+        (Ok((200, br#"{"keys": []}"#.to_vec())), "invalid"),
+        (Ok((200, b"{}".to_vec())), "invalid"),
+        (Ok((200, b"".to_vec())), "invalid"),
+        (Ok((301, b"".to_vec())), "status"),
+        (Err(FetchError::Reset("reset".into())), "reset"),
     ] {
         slot.started(2, 100);
-        assert!(matches!(slot.on_response(status, Some(body), Some(ISS)), Step::Failed(_)), "{status:?}");
+        match slot.on_response(answer, Some(ISS)) {
+            Step::Failed(e) => assert_eq!(e.cause(), cause, "{e}"),
+            _ => panic!("accepted, expected {cause}"),
+        }
         assert!(matches!(slot.state(100), KeyState::Ready(k, _) if k.len() == 5));
     }
     let big = vec![b' '; MAX_JWKS_BYTES + 1];
     slot.started(3, 100);
-    assert!(matches!(slot.on_response(Some(200), Some(&big), Some(ISS)), Step::Failed(m) if m.contains("exceeds")));
+    assert!(matches!(slot.on_response(Ok((200, big)), Some(ISS)), Step::Failed(FetchError::TooLarge(_))));
     // Stale keys are trusted for stale_if_error (300 s here), then the provider is unavailable.
     assert!(matches!(slot.state(300_000), KeyState::Ready(..)));
     assert!(matches!(slot.state(300_001), KeyState::Unavailable));
@@ -143,7 +148,7 @@ fn own_deadline_fires_when_envoy_never_answers() {
     let mut slot = remote_slot(0, false);
     slot.started(1, 0);
     assert_eq!(slot.check_deadline(1_999), None);
-    assert_eq!(slot.check_deadline(2_000).as_deref(), Some("timed out"));
+    assert_eq!(slot.check_deadline(2_000), Some(FetchError::Timeout(2_000)));
     assert!(!slot.owns(1), "a late answer to the timed-out fetch is ignored");
 }
 
@@ -176,13 +181,13 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
     slot.claim(0).unwrap();
     slot.started(1, 0);
     let doc = json!({"issuer": ISS, "jwks_uri": "https://idp.test/keys/jwks.json"}).to_string();
-    match slot.on_response(Some(200), Some(doc.as_bytes()), Some(ISS)) {
+    match slot.on_response(Ok((200, doc.as_bytes().to_vec())), Some(ISS)) {
         Step::Next(req) => assert_eq!(req.path, "/keys/jwks.json"),
         other => panic!("{other:?}"),
     }
     slot.started(2, 10);
     assert!(slot.owns(2));
-    assert!(matches!(slot.on_response(Some(200), Some(JWKS.as_bytes()), Some(ISS)), Step::Fetched { .. }));
+    assert!(matches!(slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(ISS)), Step::Fetched { .. }));
 
     for (doc, needle) in [
         (json!({"issuer": "https://evil.test/", "jwks_uri": "https://idp.test/jwks"}), "is not the configured issuer"),
@@ -193,8 +198,8 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
     ] {
         let mut slot = remote_slot(0, true);
         slot.started(1, 0);
-        match slot.on_response(Some(200), Some(doc.to_string().as_bytes()), Some(ISS)) {
-            Step::Failed(m) => assert!(m.contains(needle), "{m}"),
+        match slot.on_response(Ok((200, doc.to_string().into_bytes())), Some(ISS)) {
+            Step::Failed(m) => assert!(m.to_string().contains(needle), "{m}"),
             other => panic!("{doc}: {other:?}"),
         }
     }

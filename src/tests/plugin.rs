@@ -7,7 +7,7 @@ use std::rc::Rc;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::shell::host::Host;
+use crate::shell::host::{Host, HostResult, HostStatus};
 use crate::shell::plugin::{Action, Plugin, MAX_PENDING};
 use crate::testkit::*;
 
@@ -34,90 +34,145 @@ struct FakeHost {
     requests: HashMap<u32, FakeRequest>,
     dispatched: Vec<(String, String, String, u64)>,
     next_token: u32,
-    refuse_dispatch: bool,
     store: Rc<RefCell<Store>>,
     metrics: HashMap<u32, (String, u64)>,
+    /// The answer being delivered: `:status` (None: no such header) and body.
+    call: (Option<Vec<u8>>, Vec<u8>),
+    /// The proxy's status for a failed call.
+    call_status: (u32, String),
+    /// Host calls that fail, by name, with the status they return.
+    failing: HashMap<&'static str, HostStatus>,
+}
+
+impl FakeHost {
+    fn fails(&self, call: &'static str) -> HostResult<()> {
+        match self.failing.get(call) {
+            Some(s) => Err(*s),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Host for FakeHost {
-    fn now_ms(&self) -> u64 {
-        self.now
+    fn now_ms(&self) -> HostResult<u64> {
+        self.fails("now_ms")?;
+        Ok(self.now)
     }
     fn random(&mut self) -> u64 {
         0
     }
-    fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, String> {
-        if self.refuse_dispatch {
-            return Err("BadArgument".into());
-        }
+    fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
+        self.fails("dispatch_get")?;
         self.next_token += 1;
         self.dispatched.push((cluster.into(), authority.into(), path.into(), timeout_ms));
         Ok(self.next_token)
     }
-    fn define_metric(&mut self, _gauge: bool, name: &str) -> Option<u32> {
+    fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>> {
+        self.fails("call_response_header")?;
+        Ok(if name == ":status" { self.call.0.clone() } else { None })
+    }
+    fn call_response_body(&self, max: usize) -> HostResult<Vec<u8>> {
+        self.fails("call_response_body")?;
+        Ok(self.call.1[..max.min(self.call.1.len())].to_vec())
+    }
+    fn call_status(&self) -> HostResult<(u32, String)> {
+        self.fails("call_status")?;
+        Ok(self.call_status.clone())
+    }
+    fn define_metric(&mut self, _gauge: bool, name: &str) -> HostResult<u32> {
+        self.fails("define_metric")?;
         let id = self.metrics.len() as u32 + 1;
         self.metrics.insert(id, (name.to_string(), 0));
-        Some(id)
+        Ok(id)
     }
-    fn increment_metric(&mut self, id: u32, by: u64) {
+    fn increment_metric(&mut self, id: u32, by: u64) -> HostResult<()> {
+        self.fails("increment_metric")?;
         if let Some(m) = self.metrics.get_mut(&id) {
             m.1 += by;
         }
+        Ok(())
     }
-    fn record_metric(&mut self, id: u32, value: u64) {
+    fn record_metric(&mut self, id: u32, value: u64) -> HostResult<()> {
+        self.fails("record_metric")?;
         if let Some(m) = self.metrics.get_mut(&id) {
             m.1 = value;
         }
+        Ok(())
     }
-    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.store.borrow().map.get(key) {
+    fn get_shared(&self, key: &str) -> HostResult<(Option<Vec<u8>>, Option<u32>)> {
+        self.fails("get_shared")?;
+        Ok(match self.store.borrow().map.get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),
-        }
+        })
     }
-    fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> HostResult<()> {
+        self.fails("set_shared")?;
         // Envoy's semantics: a CAS only guards an existing key.
         let mut store = self.store.borrow_mut();
         if let (Some(c), Some((_, current))) = (cas, store.map.get(key)) {
             if c != *current {
-                return false;
+                return Err(HostStatus::CAS_MISMATCH);
             }
         }
         store.next_cas += 1;
         let cas = store.next_cas;
         store.map.insert(key.to_string(), (value.to_vec(), cas));
-        true
+        Ok(())
     }
-    fn set_effective_context(&mut self, id: u32) -> bool {
+    fn set_effective_context(&mut self, id: u32) -> HostResult<()> {
+        self.fails("set_effective_context")?;
         self.effective = id;
-        self.requests.contains_key(&id)
+        if self.requests.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(HostStatus::BAD_ARGUMENT)
+        }
     }
-    fn request_header_map(&self) -> Vec<u8> {
+    fn request_header_map(&self) -> HostResult<Vec<u8>> {
+        self.fails("request_header_map")?;
         let headers = self.requests.get(&self.effective).map(|r| r.headers.clone()).unwrap_or_default();
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        crate::header_map::serialize(&pairs)
+        Ok(crate::header_map::serialize(&pairs))
     }
-    fn remove_request_header(&mut self, name: &str) {
+    fn remove_request_header(&mut self, name: &str) -> HostResult<()> {
+        self.fails("remove_request_header")?;
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.headers.retain(|(k, _)| k != name);
         }
+        Ok(())
     }
-    fn set_request_header(&mut self, name: &str, value: &str) {
+    fn set_request_header(&mut self, name: &str, value: &str) -> HostResult<()> {
+        self.fails("set_request_header")?;
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.headers.retain(|(k, _)| k != name);
             r.headers.push((name.into(), value.as_bytes().to_vec()));
         }
+        Ok(())
     }
-    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) {
+    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
+        self.fails("send_response")?;
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.response = Some((status, headers.to_vec(), body.to_vec()));
         }
+        Ok(())
     }
-    fn resume_request(&mut self) {
+    fn resume_request(&mut self) -> HostResult<()> {
+        self.fails("resume_request")?;
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.resumed = true;
         }
+        Ok(())
     }
+}
+
+/// Delivers an answer to fetch `token`: `status` None is a call that failed without one.
+fn answer(plugin: &mut Plugin, host: &mut FakeHost, token: u32, status: Option<u32>, body: Option<Vec<u8>>) {
+    let body = body.unwrap_or_default();
+    let size = body.len();
+    let headers = usize::from(status.is_some()) * 3;
+    host.call = (status.map(|s| s.to_string().into_bytes()), body);
+    plugin.on_fetch_response(host, token, headers, size);
 }
 
 impl FakeHost {
@@ -168,7 +223,8 @@ fn started() -> (Plugin, FakeHost) {
 #[test]
 fn fetch_starts_at_once_with_authority_and_path_from_the_uri() {
     let (_, host) = started();
-    assert_eq!(host.dispatched, vec![("idp".into(), "idp.test".into(), "/.well-known/jwks.json".into(), 2000)]);
+    // Envoy's timeout is a backstop 1 s after ours (2 s): our deadline decides.
+    assert_eq!(host.dispatched, vec![("idp".into(), "idp.test".into(), "/.well-known/jwks.json".into(), 3000)]);
 }
 
 #[test]
@@ -179,7 +235,7 @@ fn early_requests_pause_then_resume_when_keys_land() {
     assert_eq!(plugin.pending_len(), 2);
     assert_eq!(host.status(10), None);
     host.now += 300;
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert_eq!(plugin.pending_len(), 0);
     assert!(host.requests[&10].resumed);
     assert_eq!(host.header(10, "authorization"), None, "token stripped");
@@ -215,7 +271,7 @@ fn keys_that_never_come_give_503_at_the_deadline() {
     host.now += 1_000;
     plugin.on_tick(&mut host);
     assert_eq!(host.dispatched.len(), 2);
-    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert_eq!(host.arrive(&mut plugin, 12, Some(&bearer())), Action::Continue);
 }
 
@@ -240,7 +296,7 @@ fn a_request_that_goes_away_leaves_the_queue() {
     // A context the host no longer knows is skipped on resume.
     host.arrive(&mut plugin, 11, Some(&bearer()));
     host.requests.remove(&11);
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert_eq!(plugin.pending_len(), 0);
 }
 
@@ -248,21 +304,24 @@ fn a_request_that_goes_away_leaves_the_queue() {
 fn superseded_and_unknown_responses_are_ignored() {
     let (mut plugin, mut host) = started();
     host.arrive(&mut plugin, 10, Some(&bearer()));
-    plugin.on_fetch_response(&mut host, 99, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 99, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert_eq!(plugin.pending_len(), 1, "not our fetch");
     host.now += 2_000;
     plugin.on_tick(&mut host); // deadline: fetch 1 is abandoned, a retry follows later
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.arrive(&mut plugin, 11, Some(&bearer()));
     assert_eq!(host.status(11), Some(503), "the late answer to the abandoned fetch was ignored");
 }
 
 #[test]
 fn refused_dispatch_is_retried_with_backoff() {
-    let mut host = FakeHost { now: NOW * 1000, refuse_dispatch: true, ..FakeHost::default() };
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    host.failing.insert("dispatch_get", HostStatus::BAD_ARGUMENT);
     let mut plugin = Plugin::new(remote_config(), host.now, 1);
+    plugin.define_metrics(&mut host);
     plugin.on_tick(&mut host);
-    host.refuse_dispatch = false;
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.dispatch"), 1, "counted by cause");
+    host.failing.clear();
     host.now += 499; // first retry after [500, 1000] ms; the fake's jitter picks 500
     plugin.on_tick(&mut host);
     assert!(host.dispatched.is_empty());
@@ -274,28 +333,28 @@ fn refused_dispatch_is_retried_with_backoff() {
 #[test]
 fn new_keys_evict_cached_tokens_of_removed_keys() {
     let (mut plugin, mut host) = started();
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     let token = bearer();
     assert_eq!(host.arrive(&mut plugin, 10, Some(&token)), Action::Continue);
     assert_eq!(host.arrive(&mut plugin, 11, Some(&token)), Action::Continue, "served from cache");
     host.now += 60_000;
     plugin.on_tick(&mut host);
-    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
     host.arrive(&mut plugin, 12, Some(&token));
     assert!(!host.requests[&12].resumed, "rsa-1 left the JWKS: its cached tokens die with it");
     // The unknown kid gets its one refetch; the key is still gone, so 401.
     plugin.on_tick(&mut host);
-    plugin.on_fetch_response(&mut host, 3, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 3, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
     assert_eq!(host.status(12), Some(401));
 }
 
 #[test]
 fn a_failed_refresh_keeps_the_old_keys() {
     let (mut plugin, mut host) = started();
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.now += 60_000;
     plugin.on_tick(&mut host);
-    plugin.on_fetch_response(&mut host, 2, Some(500), Some(b"down".to_vec()));
+    answer(&mut plugin, &mut host, 2, Some(500), Some(b"down".to_vec()));
     assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Continue);
 }
 
@@ -334,7 +393,7 @@ fn four_vms_share_one_fetch_per_refresh() {
     let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
     {
         let (plugin, host) = &mut vms[fetcher];
-        plugin.on_fetch_response(host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+        answer(plugin, host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     }
     tick_all(&mut vms, 200);
     for (i, (plugin, host)) in vms.iter_mut().enumerate() {
@@ -347,7 +406,7 @@ fn four_vms_share_one_fetch_per_refresh() {
             for (plugin, host) in vms.iter_mut() {
                 let token = host.next_token;
                 if token > 0 && plugin_owns(plugin, host, token) {
-                    plugin.on_fetch_response(host, token, Some(200), Some(JWKS.as_bytes().to_vec()));
+                    answer(plugin, host, token, Some(200), Some(JWKS.as_bytes().to_vec()));
                 }
             }
         }
@@ -365,7 +424,7 @@ fn plugin_owns(_: &Plugin, host: &mut FakeHost, token: u32) -> bool {
 #[test]
 fn rotation_unknown_kid_waits_for_one_refetch_then_passes() {
     let (mut plugin, mut host) = started();
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.now += 5_000;
     // The IdP rotated: a token signed by the new key (kid rsa-2) arrives.
     let rotated = jwks_signed_token("rsa-2", &rotated_key());
@@ -377,7 +436,7 @@ fn rotation_unknown_kid_waits_for_one_refetch_then_passes() {
     host.arrive(&mut plugin, 11, Some(&jwks_signed_token("forged", &rotated_key())));
     plugin.on_tick(&mut host);
     assert_eq!(host.dispatched.len(), 2, "single flight");
-    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
     assert!(host.requests[&10].resumed, "decided as soon as the refetch landed");
     assert_eq!(host.status(11), Some(401), "still unknown after the refetch");
     // The old key is gone: its tokens fail at once (no new refetch within 30 s).
@@ -390,7 +449,7 @@ fn rotation_unknown_kid_waits_for_one_refetch_then_passes() {
 #[test]
 fn a_flood_of_forged_kids_is_rate_limited() {
     let (mut plugin, mut host) = started();
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     let mut answered = 1;
     for n in 0..600u32 {
         host.now += 100; // 60 s of traffic, 10 forged kids a second
@@ -398,7 +457,7 @@ fn a_flood_of_forged_kids_is_rate_limited() {
         plugin.on_tick(&mut host);
         while (answered as usize) < host.dispatched.len() {
             answered += 1;
-            plugin.on_fetch_response(&mut host, answered, Some(200), Some(JWKS.as_bytes().to_vec()));
+            answer(&mut plugin, &mut host, answered, Some(200), Some(JWKS.as_bytes().to_vec()));
         }
     }
     let refetches = host.dispatched.len() - 1;
@@ -418,14 +477,14 @@ fn stale_keys_are_trusted_until_stale_if_error_then_503() {
     let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
     let mut plugin = Plugin::new(config, host.now, 1);
     plugin.on_tick(&mut host);
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     let start = host.now;
     let mut id = 10;
     while host.now - start < 70_000 {
         host.now += 250;
         plugin.on_tick(&mut host);
         let token = host.next_token;
-        plugin.on_fetch_response(&mut host, token, Some(500), Some(b"down".to_vec()));
+        answer(&mut plugin, &mut host, token, Some(500), Some(b"down".to_vec()));
         id += 1;
         host.arrive(&mut plugin, id, Some(&bearer()));
         let status = host.status(id);
@@ -450,9 +509,9 @@ fn discovery_fetches_the_document_then_the_jwks() {
     assert_eq!(host.dispatched[0].2, "/.well-known/openid-configuration");
     host.arrive(&mut plugin, 10, Some(&bearer()));
     let doc = json!({"issuer": ISS, "jwks_uri": "https://idp.test/jwks.json"}).to_string();
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(doc.into_bytes()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(doc.into_bytes()));
     assert_eq!(host.dispatched[1].2, "/jwks.json");
-    plugin.on_fetch_response(&mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
     assert!(host.requests[&10].resumed);
 }
 
@@ -479,7 +538,7 @@ fn metrics_count_decisions_fetches_cache_and_pauses() {
     let token = bearer();
     host.arrive(&mut plugin, 1, Some(&token));
     assert_eq!(host.metric("jwt_guard.requests.paused"), 0, "counted locally until the next flush");
-    plugin.on_fetch_response(&mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     host.arrive(&mut plugin, 2, Some(&token));
     host.arrive(&mut plugin, 3, Some(&format!("Bearer {}", id_token(json!({})))));
     host.arrive(&mut plugin, 4, None);
@@ -522,10 +581,192 @@ fn a_vm_uses_keys_another_vm_published_without_waiting_for_its_tick() {
     let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
     {
         let (plugin, host) = &mut vms[fetcher];
-        plugin.on_fetch_response(host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+        answer(plugin, host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     }
     let other = (fetcher + 1) % 4;
     let (plugin, host) = &mut vms[other];
     assert_eq!(host.arrive(plugin, 10, Some(&bearer())), Action::Continue, "no tick in between");
     assert_eq!(plugin.pending_len(), 0);
+}
+
+/// Every host call the plugin makes, by the name the fake host fails it under.
+const CALLS: [&str; 16] = [
+    "now_ms",
+    "dispatch_get",
+    "call_response_header",
+    "call_response_body",
+    "call_status",
+    "get_shared",
+    "set_shared",
+    "set_effective_context",
+    "request_header_map",
+    "remove_request_header",
+    "set_request_header",
+    "send_response",
+    "resume_request",
+    "define_metric",
+    "increment_metric",
+    "record_metric",
+];
+
+/// A plugin with its keys loaded and metrics defined.
+fn loaded() -> (Plugin, FakeHost) {
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(remote_config(), host.now, 1);
+    plugin.define_metrics(&mut host);
+    plugin.on_tick(&mut host);
+    answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
+    (plugin, host)
+}
+
+#[test]
+fn every_failing_host_call_leaves_the_plugin_deciding_and_never_fails_open() {
+    for call in CALLS {
+        for status in HostStatus::ALL {
+            let (mut plugin, mut host) = loaded();
+            host.failing.insert(call, status);
+            let ctx = format!("{call} -> {status}");
+            // A valid token: let through with the token stripped and the claim set, or refused.
+            let action = host.arrive(&mut plugin, 10, Some(&bearer()));
+            match action {
+                Action::Continue => {
+                    assert_eq!(host.header(10, "authorization"), None, "{ctx}: token reached the upstream");
+                    assert_eq!(host.header(10, "x-sub").as_deref(), Some("user-1"), "{ctx}");
+                }
+                Action::Pause => {
+                    let expected =
+                        matches!(call, "request_header_map" | "remove_request_header" | "set_request_header");
+                    assert!(expected, "{ctx}: a valid request was refused");
+                    if call != "send_response" {
+                        assert_eq!(host.status(10), Some(503), "{ctx}");
+                    }
+                }
+            }
+            // No token and a forged token: never let through.
+            assert_eq!(host.arrive(&mut plugin, 11, None), Action::Pause, "{ctx}");
+            assert_eq!(host.arrive(&mut plugin, 12, Some("Bearer a.b.c")), Action::Pause, "{ctx}");
+            // Refreshes, fetch answers and ticks go on without harm.
+            for _ in 0..3 {
+                host.now += 61_000;
+                plugin.on_tick(&mut host);
+                let token = host.next_token;
+                answer(&mut plugin, &mut host, token, Some(200), Some(JWKS.as_bytes().to_vec()));
+                host.call_status = (11, "reset".into());
+                answer(&mut plugin, &mut host, token, None, None);
+            }
+            plugin.on_shutdown(&mut host);
+            // Once the host recovers, requests are decided as before.
+            host.failing.clear();
+            assert_eq!(host.arrive(&mut plugin, 13, Some(&bearer())), Action::Continue, "{ctx}");
+            assert_eq!(host.arrive(&mut plugin, 14, None), Action::Pause, "{ctx}");
+            assert_eq!(host.status(14), Some(401), "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn a_503_for_an_unreadable_request_has_the_cores_body_and_retry_after() {
+    let (mut plugin, mut host) = loaded();
+    host.failing.insert("request_header_map", HostStatus::INTERNAL_FAILURE);
+    assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Pause);
+    let (status, headers, body) = host.requests[&10].response.clone().unwrap();
+    assert_eq!(status, 503);
+    assert!(headers.contains(&("retry-after".into(), "1".into())), "{headers:?}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    host.failing.clear();
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.requests.denied.internal"), 1);
+}
+
+#[test]
+fn without_a_plugin_the_shell_answers_the_cores_503() {
+    let mut host = FakeHost::default();
+    host.requests.insert(1, FakeRequest::default());
+    host.effective = 1;
+    assert_eq!(crate::shell::plugin::unavailable(&mut host), Action::Pause);
+    let (status, headers, body) = host.requests[&1].response.clone().unwrap();
+    assert_eq!(status, 503);
+    assert!(headers.contains(&("retry-after".into(), "1".into())));
+    assert!(String::from_utf8(body).unwrap().contains("temporarily_unavailable"));
+}
+
+#[test]
+fn a_fetch_that_fails_before_any_keys_answers_waiting_requests_at_once() {
+    let (mut plugin, mut host) = started();
+    plugin.define_metrics(&mut host);
+    assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Pause);
+    assert_eq!(host.status(10), None, "waits for the first fetch");
+    host.now += 20; // long before the 2 s deadline
+    answer(&mut plugin, &mut host, 1, Some(503), Some(b"down".to_vec()));
+    assert_eq!(host.status(10), Some(503), "answered as soon as the fetch failed");
+    let headers = &host.requests[&10].response.as_ref().unwrap().1;
+    assert!(headers.contains(&("retry-after".into(), "1".into())));
+    // Until a fetch succeeds, new requests do not wait either.
+    host.arrive(&mut plugin, 11, Some(&bearer()));
+    assert_eq!(host.status(11), Some(503));
+    host.now += 1_000;
+    plugin.on_tick(&mut host);
+    host.arrive(&mut plugin, 12, Some(&bearer()));
+    assert_eq!(host.status(12), Some(503), "a retry under way does not make requests wait");
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
+    assert_eq!(host.arrive(&mut plugin, 13, Some(&bearer())), Action::Continue);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.status"), 1);
+}
+
+#[test]
+fn a_failed_call_is_a_reset_with_the_proxys_word_for_it() {
+    let (mut plugin, mut host) = loaded();
+    host.now += 61_000;
+    plugin.on_tick(&mut host);
+    host.call_status = (11, "reset".into());
+    answer(&mut plugin, &mut host, 2, None, None);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.reset"), 1);
+    assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Continue, "old keys kept");
+}
+
+#[test]
+fn a_body_over_the_limit_is_never_read() {
+    let (mut plugin, mut host) = loaded();
+    host.now += 61_000;
+    plugin.on_tick(&mut host);
+    // Reading the body would fail: the plugin must not try.
+    host.failing.insert("call_response_body", HostStatus::BAD_ARGUMENT);
+    host.call = (Some(b"200".to_vec()), Vec::new());
+    plugin.on_fetch_response(&mut host, 2, 3, 10 * 1024 * 1024);
+    host.failing.clear();
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.too_large"), 1);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.host"), 0);
+}
+
+#[test]
+fn envoys_connect_failure_is_not_the_idps_503() {
+    let (mut plugin, mut host) = loaded();
+    host.now += 61_000;
+    plugin.on_tick(&mut host);
+    let body = b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, \
+                 transport failure reason: delayed connect error: Connection refused";
+    answer(&mut plugin, &mut host, 2, Some(503), Some(body.to_vec()));
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.connect"), 1);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.status"), 0);
+}
+
+#[test]
+fn an_answer_after_our_deadline_is_ignored() {
+    let (mut plugin, mut host) = loaded();
+    host.now += 61_000;
+    plugin.on_tick(&mut host);
+    host.now += 2_000;
+    plugin.on_tick(&mut host);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.error.timeout"), 1);
+    // Envoy's backstop answers later with a rotated key set: not taken.
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS_ROTATED.as_bytes().to_vec()));
+    assert_eq!(host.arrive(&mut plugin, 10, Some(&bearer())), Action::Continue);
+    plugin.on_tick(&mut host);
+    assert_eq!(host.metric("jwt_guard.provider.p.jwks_fetch.success"), 1);
 }

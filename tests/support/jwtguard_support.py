@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -122,11 +123,13 @@ class _JwksHandler(BaseHTTPRequestHandler):
         srv = self.owner
         with srv.lock:
             srv.fetches.append((time.time(), self.path))
-            status, body, delay = srv.status, srv.body, srv.delay
+            status, body, delay, fault = srv.status, srv.body, srv.delay, srv.fault
             if self.path in srv.documents:
                 status, body = srv.documents[self.path]
         if delay:
             time.sleep(delay)
+        if fault and self._fault(fault, body):
+            return
         self.send_response(status)
         self.send_header("content-type", srv.content_type)
         self.send_header("content-length", str(len(body)))
@@ -134,8 +137,74 @@ class _JwksHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+    def _fault(self, fault: str, body: bytes) -> bool:
+        """Misbehaves as `fault` says; False for faults that only change the answer."""
+        w = self.wfile
+        if fault == "cut":  # Content-Length lies: 100 bytes of 50,000, then close
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 50000\r\n\r\n")
+            w.write(body[:100])
+            w.flush()
+            self.close_connection = True
+            return True
+        if fault == "slowloris":  # headers, then one byte every 0.5 s for up to 6 s
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n")
+            w.flush()
+            try:
+                for b in body[:12]:
+                    time.sleep(0.5)
+                    w.write(bytes([b]))
+                    w.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            return True
+        if fault == "reset":  # headers and part of the body, then a TCP reset
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n")
+            w.write(body[:200])
+            w.flush()
+            time.sleep(0.05)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return True
+        if fault == "redirect":
+            self.send_response(302)
+            self.send_header("location", "https://elsewhere.example/jwks.json")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return True
+        if fault in ("html404", "html500"):
+            page = b"<html><body><h1>Error</h1></body></html>"
+            self.send_response(int(fault[4:]))
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            w.write(page)
+            return True
+        if fault == "empty":
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return True
+        if fault == "huge":  # a 10 MB body
+            chunk = b" " * 65536
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(160 * len(chunk)))
+            self.end_headers()
+            try:
+                for _ in range(160):
+                    w.write(chunk)
+            except OSError:
+                pass
+            return True
+        return False
+
+
 class JwksServer(_Server):
-    """Serves whatever JWKS the test sets at any path, and records every fetch."""
+    """Serves whatever JWKS the test sets at any path, and records every fetch. `fault` makes
+    it misbehave (see `_JwksHandler._fault`)."""
 
     def __init__(self, jwks: dict | None = None, port: int = 0):
         super().__init__(type("JwksHandler", (_JwksHandler,), {}), port)
@@ -144,6 +213,7 @@ class JwksServer(_Server):
         self.status = 200
         self.delay = 0.0
         self.content_type = "application/json"
+        self.fault = None
         self.body = json.dumps(jwks or {"keys": []}).encode()
         # Per-path overrides, e.g. an OpenID discovery document.
         self.documents: dict = {}
