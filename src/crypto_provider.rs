@@ -1,121 +1,78 @@
-//! jsonwebtoken's RustCrypto `CryptoProvider` with verifiers swapped for faster ones:
-//! RS256/384/512 (`fast_rsa`), ES256 and ES384 (`fast_ecdsa`). Every other algorithm, and
-//! every key those do not take, stays with jsonwebtoken's own verifiers.
+//! Signature verification: jsonwebtoken's RustCrypto verifiers, with faster ones for RS256/384/512
+//! (`fast_rsa`), ES256 and ES384 (`fast_ecdsa`) where the key was prepared for them.
 //!
-//! `verify` calls this provider directly rather than installing it as jsonwebtoken's
-//! process-wide default: the default can only be set once, and whichever code asks for it
-//! first (a `sign` in a test or a benchmark, say) would silently win.
-
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-use std::thread::LocalKey;
+//! Keys are prepared when a key set is adopted (`prepare`), never on a request: a request costs
+//! at most its signature checks. A key that was not prepared (past the cap, or of a size the
+//! fast verifiers do not take) is checked by jsonwebtoken's verifier, which needs no setup.
+//!
+//! jsonwebtoken's verifiers are called through its default provider directly rather than
+//! installing a process-wide default: that can only be set once, and whichever code asks first
+//! (a `sign` in a test, say) would silently win.
 
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
-use jsonwebtoken::signature::{self, Verifier};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use crate::{fast_ecdsa, fast_rsa};
 
-/// Checks `signature` (already base64url-decoded) over `message` with `key`. An `Err` is a key
-/// the backend refuses, which cannot verify anything.
-pub fn verify(
-    message: &[u8],
-    signature: &[u8],
-    key: &DecodingKey,
-    alg: Algorithm,
-) -> jsonwebtoken::errors::Result<bool> {
-    let verifier = (PROVIDER.verifier_factory)(&alg, key)?;
-    Ok(verifier.verify(message, &signature.to_vec()).is_ok())
+/// Which fast verifier a key can be prepared for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    Rsa,
+    P256,
+    P384,
 }
 
-/// A VM's precomputed keys, by an unambiguous encoding of the key's bytes. jsonwebtoken hands
-/// a verifier only a `DecodingKey`, so this is where per-key precomputation lives; each wasm
-/// VM is one thread.
-pub type KeyCache<T> = RefCell<HashMap<Vec<u8>, Rc<T>>>;
-
-/// The key for `id` from `cache`, built with `build` on first use; the cache is emptied
-/// when it holds `max` keys. `None` when `build` refuses the key.
-pub fn cached_key<T>(
-    cache: &'static LocalKey<KeyCache<T>>,
-    id: &[u8],
-    max: usize,
-    build: impl FnOnce() -> Option<T>,
-) -> Option<Rc<T>> {
-    cache.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if let Some(k) = keys.get(id) {
-            return Some(k.clone());
-        }
-        let key = Rc::new(build()?);
-        if keys.len() >= max {
-            keys.clear();
-        }
-        keys.insert(id.to_vec(), key.clone());
-        Some(key)
-    })
+/// A key set up for its fast verifier.
+pub enum Prepared {
+    Rsa(fast_rsa::PublicKey),
+    Es256(fast_ecdsa::es256::PublicKey),
+    Es384(fast_ecdsa::es384::PublicKey),
 }
 
-enum Fast {
-    Rsa(Rc<fast_rsa::PublicKey>),
-    Es256(Rc<fast_ecdsa::es256::PublicKey>),
-    Es384(Rc<fast_ecdsa::es384::PublicKey>),
-}
-
-struct FastVerifier {
-    key: Fast,
-    alg: Algorithm,
-}
-
-impl Verifier<Vec<u8>> for FastVerifier {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let ok = match &self.key {
-            Fast::Rsa(key) => key.verify(self.alg, msg, signature),
-            Fast::Es256(key) => key.verify(msg, signature),
-            Fast::Es384(key) => key.verify(msg, signature),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(signature::Error::new())
-        }
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Prepared::Rsa(_) => "Prepared::Rsa",
+            Prepared::Es256(_) => "Prepared::Es256",
+            Prepared::Es384(_) => "Prepared::Es384",
+        })
     }
 }
 
-impl JwtVerifier for FastVerifier {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-}
-
-fn fast_key(alg: Algorithm, key: &DecodingKey) -> Option<Fast> {
-    match (alg, key.kind()) {
-        (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512, DecodingKeyKind::RsaModulusExponent { n, e }) => {
-            fast_rsa::cached_key(n, e).map(Fast::Rsa)
+/// Does the per-key work of the fast verifier: Montgomery constants for RSA, a table of
+/// multiples for ECDSA. `None` for keys it does not take.
+pub fn prepare(curve: Curve, key: &DecodingKey) -> Option<Prepared> {
+    match (curve, key.kind()) {
+        (Curve::Rsa, DecodingKeyKind::RsaModulusExponent { n, e }) => fast_rsa::PublicKey::new(n, e).map(Prepared::Rsa),
+        (Curve::P256, DecodingKeyKind::SecretOrDer(sec1)) => {
+            fast_ecdsa::es256::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es256)
         }
-        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => fast_ecdsa::es256::cached_key(sec1).map(Fast::Es256),
-        (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => fast_ecdsa::es384::cached_key(sec1).map(Fast::Es384),
+        (Curve::P384, DecodingKeyKind::SecretOrDer(sec1)) => {
+            fast_ecdsa::es384::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es384)
+        }
         _ => None,
     }
 }
 
-fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    match fast_key(*alg, key) {
-        Some(key) => Ok(Box::new(FastVerifier { key, alg: *alg })),
-        None => (DEFAULT_PROVIDER.verifier_factory)(alg, key),
+/// Checks `signature` (already base64url-decoded) over `message` with `key`, through its
+/// prepared form if it has one for `alg`. An `Err` is a key the backend refuses, which cannot
+/// verify anything.
+pub fn verify(
+    message: &[u8],
+    signature: &[u8],
+    key: &DecodingKey,
+    prepared: Option<&Prepared>,
+    alg: Algorithm,
+) -> jsonwebtoken::errors::Result<bool> {
+    match (prepared, alg) {
+        (Some(Prepared::Rsa(k)), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) => {
+            Ok(k.verify(alg, message, signature))
+        }
+        (Some(Prepared::Es256(k)), Algorithm::ES256) => Ok(k.verify(message, signature)),
+        (Some(Prepared::Es384(k)), Algorithm::ES384) => Ok(k.verify(message, signature)),
+        _ => {
+            let verifier = (DEFAULT_PROVIDER.verifier_factory)(&alg, key)?;
+            Ok(verifier.verify(message, &signature.to_vec()).is_ok())
+        }
     }
 }
-
-/// jsonwebtoken's RustCrypto provider with the faster RSA and ECDSA verifiers.
-pub static PROVIDER: CryptoProvider = CryptoProvider {
-    signer_factory: DEFAULT_PROVIDER.signer_factory,
-    verifier_factory,
-    key_utils: KeyUtils {
-        rsa_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_private_key,
-        rsa_pub_components_from_public_key: DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_public_key,
-        ec_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ec_pub_components_from_private_key,
-        ed_pub_components_from_private_key: DEFAULT_PROVIDER.key_utils.ed_pub_components_from_private_key,
-        compute_digest: DEFAULT_PROVIDER.key_utils.compute_digest,
-    },
-};

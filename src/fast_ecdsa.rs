@@ -1,4 +1,5 @@
-//! Faster ES256 and ES384 verification, plugged into jsonwebtoken by `crypto_provider`.
+//! Faster ES256 and ES384 verification, used by `crypto_provider` for keys prepared when their
+//! key set is adopted.
 //!
 //! Why: the RustCrypto verifiers compute `u1·G + u2·Q` as two constant-time scalar
 //! multiplications (for P-256, about 512 doublings and 130 additions), which costs about
@@ -13,11 +14,8 @@
 macro_rules! curve {
     ($module:ident, $curve:ident, $uint:ident, $hash:ident, $bits:expr) => {
         pub mod $module {
-            use std::cell::RefCell;
-            use std::collections::HashMap;
             use std::rc::Rc;
 
-            use crate::crypto_provider::KeyCache;
             use sha2::{$hash, Digest};
             use $curve::ecdsa::Signature;
             use $curve::elliptic_curve::group::Group;
@@ -103,6 +101,9 @@ macro_rules! curve {
                 /// point on the curve other than the identity, as the curve crate's `PublicKey` decides.
                 pub fn from_sec1_bytes(bytes: &[u8]) -> Option<PublicKey> {
                     let q = $curve::PublicKey::from_sec1_bytes(bytes).ok()?;
+                    // The generator's table too is built here, with the first key, not on the
+                    // first request.
+                    let _ = generator_table();
                     Some(PublicKey { table: Table::new(&q.to_projective()) })
                 }
 
@@ -129,19 +130,10 @@ macro_rules! curve {
 
             thread_local! {
                 static GENERATOR: Rc<Table> = Rc::new(Table::new(&ProjectivePoint::GENERATOR));
-                /// Keys by their SEC1 bytes; see `crypto_provider::cached_key`.
-                static KEYS: KeyCache<PublicKey> = RefCell::new(HashMap::new());
             }
 
             fn generator_table() -> Rc<Table> {
                 GENERATOR.with(Rc::clone)
-            }
-
-            /// A few issuers across a rotation fit. Cleared when full.
-            const MAX_KEYS: usize = 8;
-
-            pub fn cached_key(sec1: &[u8]) -> Option<Rc<PublicKey>> {
-                crate::crypto_provider::cached_key(&KEYS, sec1, MAX_KEYS, || PublicKey::from_sec1_bytes(sec1))
             }
         }
     };

@@ -1,5 +1,5 @@
-//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), plugged into jsonwebtoken by
-//! `crypto_provider`.
+//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), used by `crypto_provider` for keys
+//! prepared when their key set is adopted.
 //!
 //! Why: `rsa` 0.9 rebuilds the public key and its Montgomery constants on every verify and uses
 //! a general-purpose bignum. Here the Montgomery parameters of each key are computed once and
@@ -7,16 +7,10 @@
 //! arithmetic is crypto-bigint's fixed-size Montgomery multiplication. No bignum code is
 //! written here; only the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2) is.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-
-use crate::crypto_provider::{self, KeyCache};
 
 /// DER `DigestInfo` prefixes (RFC 8017 §9.2, note 1).
 const SHA256_PREFIX: [u8; 19] =
@@ -151,22 +145,4 @@ impl PublicKey {
             && em[ps_end + 1..ps_end + 1 + prefix.len()] == *prefix
             && em[k - digest.len()..] == digest[..]
     }
-}
-
-thread_local! {
-    /// Keys by `len(n) || n || e`; see `crypto_provider::cached_key`.
-    static KEYS: KeyCache<PublicKey> = RefCell::new(HashMap::new());
-}
-
-/// Enough for every key of a few issuers across a rotation; cleared when full.
-const MAX_KEYS: usize = 64;
-
-pub fn cached_key(n: &[u8], e: &[u8]) -> Option<Rc<PublicKey>> {
-    // n's length first: with a separator byte alone, (X || 0xff, e) and (X, 0xff || e) would
-    // share an id, and the second would be served the first's key.
-    let mut id = Vec::with_capacity(n.len() + e.len() + 8);
-    id.extend_from_slice(&(n.len() as u64).to_be_bytes());
-    id.extend_from_slice(n);
-    id.extend_from_slice(e);
-    crypto_provider::cached_key(&KEYS, &id, MAX_KEYS, || PublicKey::new(n, e))
 }

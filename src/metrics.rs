@@ -8,7 +8,7 @@ use crate::reason::Reason;
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 22] = [
+pub const REASONS: [&str; 23] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -19,6 +19,7 @@ pub const REASONS: [&str; 22] = [
     "crit",
     "issuer",
     "unknown_kid",
+    "ambiguous_key",
     "expired",
     "not_yet_valid",
     "audience",
@@ -170,6 +171,7 @@ mod tests {
             Reason::Algorithm,
             Reason::UnknownKid,
             Reason::NoCompatibleKey,
+            Reason::AmbiguousKey(3),
             Reason::BadSignature,
             Reason::Issuer,
             Reason::Audience,
@@ -195,7 +197,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 2 + 22 + 1 + 22 + 7 + 9);
+        assert_eq!(Metric::all(1).len(), 2 + 23 + 1 + 23 + 7 + 9);
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&providers)).collect();
         assert!(names.len() > 40);
     }

@@ -24,6 +24,9 @@ pub enum Reason {
     UnknownKid,
     /// No key can check this `alg` (for example an RS256 token against an EC-only JWKS).
     NoCompatibleKey,
+    /// More keys fit the token than it may be checked against (`jwks::MAX_CANDIDATES`): it
+    /// has no `kid` while the issuer has several keys for its algorithm. Carries how many.
+    AmbiguousKey(usize),
     /// The signature does not verify under any candidate key.
     BadSignature,
     /// `iss` is missing or is not the provider's issuer.
@@ -98,6 +101,7 @@ impl Reason {
             Reason::Algorithm => "algorithm",
             Reason::UnknownKid => "unknown_kid",
             Reason::NoCompatibleKey => "unknown_kid",
+            Reason::AmbiguousKey(_) => "ambiguous_key",
             Reason::BadSignature => "bad_signature",
             Reason::Issuer => "issuer",
             Reason::Audience => "audience",
@@ -169,6 +173,10 @@ impl Reason {
             Reason::Algorithm => "The token's signing algorithm is not accepted by this API.".to_string(),
             Reason::UnknownKid => "The token was signed with a key this API does not know (unknown kid).".to_string(),
             Reason::NoCompatibleKey => "No key of the issuer can verify a token with this algorithm.".to_string(),
+            Reason::AmbiguousKey(n) => format!(
+                "The token does not say which key signed it: {n} of the issuer's keys fit. Tokens must \
+                 carry the `kid` header of their signing key."
+            ),
             Reason::BadSignature => "The token signature is invalid.".to_string(),
             Reason::Issuer => "The token was issued by an issuer this API does not trust.".to_string(),
             Reason::Audience => format!(

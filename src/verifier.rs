@@ -1,5 +1,5 @@
-//! Signature verification: every candidate key the key set selects is tried, and the token
-//! passes if one verifies. The crypto is jsonwebtoken's (rust_crypto), with the faster RSA
+//! Signature verification: every candidate key the key set selects is tried (at most
+//! `jwks::MAX_CANDIDATES`), and the token passes if one verifies. The crypto is jsonwebtoken's (rust_crypto), with the faster RSA
 //! and ES256 verifiers of `crypto_provider`.
 
 use jsonwebtoken::Algorithm;
@@ -15,7 +15,10 @@ pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<
     for key in candidates(jwt, alg, keys)? {
         // An Err here is a key the crypto backend refuses (for instance an EC point not on the
         // curve); it cannot verify anything, so it counts as a failed candidate.
-        if let Ok(true) = crypto_provider::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, alg) {
+        let prepared = key.prepared.as_deref();
+        if let Ok(true) =
+            crypto_provider::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, prepared, alg)
+        {
             return Ok(());
         }
     }
@@ -32,5 +35,6 @@ fn candidates<'k>(jwt: &Jwt<'_>, alg: Algorithm, keys: &'k KeySet) -> Result<Vec
     keys.select(alg, jwt.header.kid.as_deref()).map_err(|e| match e {
         SelectError::UnknownKid => Reason::UnknownKid,
         SelectError::NoCompatibleKey => Reason::NoCompatibleKey,
+        SelectError::Ambiguous(n) => Reason::AmbiguousKey(n),
     })
 }

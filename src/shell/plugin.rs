@@ -294,6 +294,9 @@ impl Plugin {
                     for s in &keys.skipped {
                         warn!("jwt-guard: provider {name} skipped JWKS {s}");
                     }
+                    for w in &keys.warnings {
+                        warn!("jwt-guard: provider {name}: {w}");
+                    }
                     self.slots[i].install(keys.clone(), g, now);
                     self.caches[i].clear();
                 }
