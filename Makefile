@@ -7,13 +7,17 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz clean
+.PHONY: all build build-crash-test cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz soak clean
 
 all: build
 
 ## build: the filter, target/wasm32-wasip1/release/jwt_guard.wasm
 build:
 	cargo build --release --target wasm32-wasip1 --lib
+
+## build-crash-test: a test-only build whose VM panics on request (e2e crash recovery); never shipped
+build-crash-test:
+	cargo build --release --target wasm32-wasip1 --lib --features crash-test --target-dir target/crash-test
 
 ## cli: the jwt-guard command line (check-config, explain) at target/release/jwt-guard
 cli:
@@ -55,7 +59,7 @@ cli-test:
 differential:
 	cargo test --release --test differential -- --nocapture
 
-e2e: build cli deps
+e2e: build build-crash-test cli deps
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PYTHON) -m pytest tests/e2e -q
 

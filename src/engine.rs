@@ -133,7 +133,7 @@ impl Engine {
             },
         };
         let Some(requirement) = requirement else {
-            return Outcome::Allow { mutations: self.base_mutations(), verified: Vec::new() };
+            return Outcome::Allow { mutations: self.unchecked_route_mutations(req), verified: Vec::new() };
         };
         let mut ev = Evaluation {
             config: &self.config,
@@ -204,13 +204,50 @@ impl Engine {
         Outcome::Deny(Denial { provider, token, reason, response })
     }
 
-    /// Claim headers a client sent are always dropped: only we may set them.
-    fn base_mutations(&self) -> Mutations {
-        Mutations { remove_headers: self.config.protected_headers.clone(), ..Mutations::default() }
+    /// Claim headers a client sent are always dropped: only we may set them. So are their
+    /// spellings with `_` for `-`, which CGI, WSGI, Rack and PHP upstreams read as the same
+    /// header (`x_jwt_sub` is their `HTTP_X_JWT_SUB`, as is `x-jwt-sub`).
+    fn base_mutations(&self, req: &Request<'_>) -> Mutations {
+        let mut remove_headers = self.config.protected_headers.clone();
+        for (name, _) in req.headers.iter().filter(|(name, _)| name.contains('_')) {
+            let dashed = name.replace('_', "-");
+            if self.config.protected_headers.contains(&dashed) && !remove_headers.iter().any(|h| h == name) {
+                remove_headers.push(name.to_string());
+            }
+        }
+        Mutations { remove_headers, ..Mutations::default() }
+    }
+
+    /// A route without `requires` checks no token, but a provider with `forward: false` still
+    /// keeps its tokens from the upstream. A credential header that does not even extract
+    /// (repeated, say) is dropped whole.
+    fn unchecked_route_mutations(&self, req: &Request<'_>) -> Mutations {
+        let mut malformed: Vec<&str> = Vec::new();
+        let found: Vec<Option<Found>> = self
+            .config
+            .providers
+            .iter()
+            .map(|p| match extract_unchecked(&p.extraction, req.path, req.headers) {
+                Ok(f) => f,
+                Err(_) => {
+                    if !p.forward {
+                        malformed.extend(p.extraction.headers.iter().map(|h| h.name.as_str()));
+                    }
+                    None
+                }
+            })
+            .collect();
+        let mut m = self.mutations(req, &found, &[]);
+        for name in malformed {
+            if req.headers.iter().any(|(k, _)| *k == name) && !m.remove_headers.iter().any(|h| h == name) {
+                m.remove_headers.push(name.to_string());
+            }
+        }
+        m
     }
 
     fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Rc<Verified>)]) -> Mutations {
-        let mut m = self.base_mutations();
+        let mut m = self.base_mutations(req);
         // Only a token in the query string changes the path; most requests never copy it.
         let mut path: Option<String> = None;
         let mut cookies_to_drop: Vec<&str> = Vec::new();

@@ -86,7 +86,8 @@ const EMPTY: Reason = Reason::InvalidRequest("the bearer token is empty");
 /// Credential-bearing headers, cookie headers and query strings larger than this are refused
 /// (400) without being scanned. Tokens themselves are bounded by `max_token_size`.
 pub const MAX_CREDENTIAL_FIELD_BYTES: usize = 16 * 1024;
-const TOO_LARGE: Reason = Reason::InvalidRequest("a credential header, cookie header or query string is too large");
+/// A credential field over the cap holds a token over any `max_token_size`: the same answer.
+const TOO_LARGE: Reason = Reason::TooLarge;
 
 /// RFC 6750 §2.1 b64token, the only characters a bearer credential may hold.
 fn is_b64token(s: &str) -> bool {
@@ -153,7 +154,8 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits, exactly: `from_str_radix` alone would take "%+1" as 0x01.
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;

@@ -10,6 +10,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as WasmAction, ContextType};
 
 use super::abi::{self, ProxyHost};
+#[cfg(feature = "crash-test")]
+use super::host::Host;
 use super::plugin::{unavailable, Action, Plugin};
 use crate::config::Config;
 
@@ -111,6 +113,8 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> WasmAction {
         let mut host = ProxyHost;
+        #[cfg(feature = "crash-test")]
+        crash_if_asked(&host);
         let borrowed = self.plugin.as_ref().map(|p| p.try_borrow_mut());
         let action = match borrowed {
             Some(Ok(mut p)) => p.on_request(&mut host, self.id),
@@ -121,5 +125,15 @@ impl HttpContext for Http {
             Action::Continue => WasmAction::Continue,
             Action::Pause => WasmAction::Pause,
         }
+    }
+}
+
+/// Test-only (feature `crash-test`): aborts the VM as a bug would.
+#[cfg(feature = "crash-test")]
+#[allow(clippy::panic)]
+fn crash_if_asked(host: &ProxyHost) {
+    let headers = host.request_header_map().unwrap_or_default();
+    if crate::header_map::parse(&headers).iter().any(|(k, _)| *k == "x-jwt-guard-test-crash") {
+        panic!("jwt-guard: crash requested by x-jwt-guard-test-crash (crash-test build)");
     }
 }

@@ -338,3 +338,55 @@ fn header_token_characters_are_checked_on_every_path_but_a_verified_hit() {
     assert_eq!(status(&w.decide("GET", "/", &[("authorization", &a)])), 200);
     assert_eq!(w.caches[0].hits, hits + 1);
 }
+
+fn allowed_mutations(o: Outcome) -> Mutations {
+    match o {
+        Outcome::Allow { mutations, .. } => mutations,
+        other => panic!("expected Allow, got {other:?}"),
+    }
+}
+
+#[test]
+fn underscore_spellings_of_claim_headers_are_dropped_on_every_route() {
+    let rules =
+        json!([{"match": {"prefix": "/healthz"}}, {"match": {"prefix": "/"}, "requires": {"provider_name": "a"}}]);
+    let mut w = World::new(two_providers(rules));
+    let a = access_token(json!({}));
+    let spoofed = [("x_sub", "attacker"), ("x_payload", "e30"), ("x-other_sub", "svc"), ("x_unrelated", "ok")];
+    for (path, auth) in [("/healthz", None), ("/api", Some(bearer(&a)))] {
+        let mut headers: Vec<(&str, &str)> = spoofed.to_vec();
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        let m = allowed_mutations(w.decide("GET", path, &headers));
+        for name in ["x_sub", "x_payload", "x-other_sub"] {
+            assert!(m.remove_headers.iter().any(|h| h == name), "{path}: {name} kept: {:?}", m.remove_headers);
+        }
+        assert!(!m.remove_headers.iter().any(|h| h == "x_unrelated"), "{path}");
+    }
+}
+
+#[test]
+fn forward_false_strips_tokens_on_routes_without_requires() {
+    let rules = json!([{"match": {"prefix": "/healthz"}}]);
+    let mut w = World::new(two_providers(rules.clone()));
+    let a = access_token(json!({}));
+    let m = allowed_mutations(w.decide("GET", &format!("/healthz?access_token={a}&k=v"), &[]));
+    assert_eq!(m.path.as_deref(), Some("/healthz?k=v"));
+    let m = allowed_mutations(w.decide("GET", "/healthz", &[("authorization", &bearer(&a))]));
+    assert!(m.remove_headers.contains(&"authorization".to_string()), "{m:?}");
+    let m = allowed_mutations(w.decide("GET", "/healthz", &[("cookie", &format!("z=1; other={}", b_token()))]));
+    assert!(m.set_headers.contains(&("cookie".to_string(), "z=1".to_string())), "{m:?}");
+    // Two Authorization headers do not extract; both go.
+    let m =
+        allowed_mutations(w.decide("GET", "/healthz", &[("authorization", "Bearer x"), ("authorization", "Bearer y")]));
+    assert!(m.remove_headers.contains(&"authorization".to_string()), "{m:?}");
+    // Another scheme is not ours to touch, and with forward: true nothing is stripped.
+    let m = allowed_mutations(w.decide("GET", "/healthz", &[("authorization", "Basic dTpw")]));
+    assert!(!m.remove_headers.contains(&"authorization".to_string()), "{m:?}");
+    let mut cfg = config_with(json!({"forward": true}), json!({"rules": rules}));
+    cfg.protected_headers.clear();
+    let mut w = World::new(cfg);
+    let m = allowed_mutations(w.decide("GET", "/healthz", &[("authorization", &bearer(&a))]));
+    assert!(m.remove_headers.is_empty(), "{m:?}");
+}

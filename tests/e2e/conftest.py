@@ -29,7 +29,7 @@ class Stack:
     """Envoy + JWKS server + echo upstream, torn down together."""
 
     def __init__(self, plugin_config_fn, signer=None, concurrency=1, jwks_delay=0.0, start_jwks=True,
-                 failure_policy="FAIL_CLOSED", wasm=None):
+                 failure_policy="FAIL_RELOAD", wasm=None):
         # `start_jwks=False`: the JWKS port is reserved but nothing listens until `jwks.start()`.
         self.signer = signer or Signer(ISSUER)
         self.jwks = JwksServer(self.signer.jwks())

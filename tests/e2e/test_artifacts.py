@@ -34,3 +34,10 @@ def test_validate_mode_refuses_a_bad_plugin_config(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "providers.demo_idp.audiences" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "envoy").glob("*.yaml")))
+def test_shipped_listeners_refuse_underscore_headers(config):
+    text = (ROOT / "envoy" / config).read_text()
+    assert text.count("http_connection_manager.v3.HttpConnectionManager") == \
+        text.count("headers_with_underscores_action: REJECT_REQUEST"), "every listener refuses x_jwt_sub spellings"

@@ -143,6 +143,42 @@ def test_spoofed_claim_headers_never_reach_the_upstream(stack):
     assert "x-jwt-sub" not in r.echoed["headers"] and "x-partner-sub" not in r.echoed["headers"]
 
 
+def test_underscore_spellings_of_claim_headers_never_reach_the_upstream(stack):
+    # CGI, WSGI, Rack and PHP read x_jwt_sub as X-Jwt-Sub. (The shipped listeners also refuse
+    # underscores outright; this listener lets them through, so jwt-guard's own strip is tested.)
+    spoofed = {"x_jwt_sub": "attacker", "x_jwt_payload": "e30", "x-jwt_azp": "evil", "x_partner_sub": "root"}
+    for path, headers in [("/healthz", {}), ("/api/items", bearer(stack.signer.access_token(API, CLIENT)))]:
+        r = request(stack.listen, path, {**headers, **spoofed})
+        assert r.status == 200, (path, r.body)
+        seen = r.echoed["headers"]
+        for name in spoofed:
+            assert name not in seen, f"{path}: {name} reached the upstream"
+
+
+def test_forward_false_strips_the_token_on_a_route_without_requires(stack):
+    token = stack.signer.access_token(API, CLIENT)
+    r = request(stack.listen, "/healthz", bearer(token))
+    assert r.status == 200
+    assert "authorization" not in r.echoed["headers"], "the token reached the upstream"
+    r = request(stack.listen, f"/healthz?access_token={token}&k=v", {})
+    assert r.echoed["path"] == "/healthz?k=v"
+    # Another scheme is not ours to touch.
+    r = request(stack.listen, "/healthz", {"authorization": "Basic dTpw"})
+    assert r.echoed["headers"]["authorization"] == ["Basic dTpw"]
+
+
+def test_a_20kb_bearer_token_is_401_too_large(stack):
+    r = request(stack.listen, "/api/items", bearer("a" * 20_000))
+    assert_invalid_token(r, "larger than this API accepts")
+
+
+def test_a_broken_percent_escape_in_the_token_parameter_is_400(stack):
+    for bad in ["abc%+1", "abc%zz", "abc%1"]:
+        r = request(stack.listen, f"/api/items?access_token={bad}", {})
+        assert r.status == 400, (bad, r.status, r.body)
+        assert r.json()["error"] == "invalid_request"
+
+
 def test_token_in_query_parameter_is_accepted_and_stripped(stack):
     token = stack.signer.access_token(API, CLIENT)
     r = request(stack.listen, f"/api/items?page=2&access_token={token}&q=a%20b")

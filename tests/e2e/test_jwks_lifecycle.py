@@ -115,6 +115,10 @@ def test_rotation_new_kid_passes_after_one_refetch_and_old_key_fails():
         r = request(s.listen, "/", bearer(old))
         assert r.status == 401
         assert "unknown kid" in r.json()["error_description"]
+        # The README promises a warning for each unknown-kid refetch.
+        log = s.envoy.wait_log("saw an unknown kid; refetching its keys")
+        line = next(l for l in log.splitlines() if "saw an unknown kid" in l)
+        assert "[warning]" in line, line
     finally:
         s.stop()
 

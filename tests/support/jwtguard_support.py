@@ -342,7 +342,7 @@ static_resources:
 
 
 def envoy_yaml(*, listen: int, admin: int, upstream: int, jwks: int, plugin_config,
-               wasm: Path = WASM, failure_policy: str = "FAIL_CLOSED") -> str:
+               wasm: Path = WASM, failure_policy: str = "FAIL_RELOAD") -> str:
     """The e2e Envoy: jwt-guard then the router; `/direct` answers at once (load tests, so a
     slow test upstream is never the bottleneck), the rest goes to `upstream`; a `jwks` cluster."""
     config_text = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
