@@ -68,6 +68,12 @@ bench: build deps
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop/Cargo.toml
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/kidless.py
+
+## soak: 10 minutes (SOAK_SECONDS) of valid traffic, floods and a flapping JWKS together; writes bench/soak.md
+soak: build deps
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PYTHON) bench/soak.py
 
 ## bench-core: the core micro-benchmark, natively and (with node installed) inside V8
 bench-core:
@@ -79,7 +85,7 @@ bench-core:
 		node --no-warnings bench/v8.mjs $$exe; \
 	else echo "node is not installed: skipping the V8 run"; fi
 
-## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60), corpus seeded from ../shared/conformance
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60), corpus seeded from tests/vectors/conformance
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	bash fuzz/run.sh

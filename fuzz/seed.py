@@ -1,11 +1,11 @@
-"""Seeds fuzz/corpus/<target>/ from ../shared/conformance and the repository's own configs."""
+"""Seeds fuzz/corpus/<target>/ from tests/vectors/conformance and the repository's own configs."""
 import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CONF = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "conformance"
+CONF = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "vectors" / "conformance"
 
 
 def put(target, name, data):

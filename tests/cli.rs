@@ -86,6 +86,18 @@ fn check_config_accepts_and_refuses_with_the_plugins_messages() {
 }
 
 #[test]
+fn check_config_says_the_jwks_cluster_must_exist() {
+    let remote = json!({"providers": {"auth0": {"issuer": ISS, "audiences": [API],
+        "remote_jwks": {"http_uri": {"uri": "https://idp.test/jwks.json", "cluster": "idp_jwks", "timeout": "2s"}}}}});
+    let path = write("remote.json", &remote.to_string());
+    let (code, out, _) = run(&["check-config", &path], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("through cluster \"idp_jwks\", which must exist in Envoy's configuration"), "{out}");
+    let (_, out, _) = run(&["check-config", &local_config()], None);
+    assert!(!out.contains("cluster"), "local keys need no cluster: {out}");
+}
+
+#[test]
 fn explain_an_access_token() {
     let (code, out, _) = run(&["explain", "--config", &local_config(), "--now", NOW, &access()], None);
     assert_eq!(code, 0, "{out}");

@@ -1,5 +1,5 @@
 //! Peer test vectors (Google's jwt_verify_lib and Envoy's jwt_authn, see
-//! ../shared/conformance/README.md) run through jwt-guard's core verifier.
+//! tests/vectors/conformance/README.md) run through jwt-guard's core verifier.
 //!
 //! Every case must agree with its expected outcome, except the deliberate differences listed
 //! in `DIFFERENCES`, each with its reason. A listed case that starts agreeing fails the test
@@ -22,7 +22,7 @@ use serde_json::Value;
 fn dir() -> PathBuf {
     match std::env::var_os("JWT_GUARD_CONFORMANCE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/conformance"),
     }
 }
 

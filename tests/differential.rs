@@ -246,3 +246,98 @@ ecdsa_differential!(
     jwt_guard::fast_ecdsa::es384,
     48
 );
+
+/// Signs an encoded message `em` (k bytes) with the raw private key: s = em^d mod n. Lets the
+/// test build PKCS#1 v1.5 encodings no signer would make.
+fn raw_sign(private: &RsaPrivateKey, em: &[u8]) -> Vec<u8> {
+    use rsa::traits::PrivateKeyParts;
+    let m = rsa::BigUint::from_bytes_be(em);
+    let s = m.modpow(private.d(), private.n()).to_bytes_be();
+    let mut out = vec![0u8; private.size() - s.len()];
+    out.extend_from_slice(&s);
+    out
+}
+
+/// The SHA-256 DigestInfo prefix (RFC 8017 §9.2, note 1).
+const SHA256_DIGEST_INFO: [u8; 19] =
+    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+
+/// 00 01 PS 00 T, with `ps` bytes of padding and `t` = DigestInfo || digest (and anything after),
+/// filled to k bytes.
+fn encode(k: usize, ps: &[u8], t: &[u8]) -> Vec<u8> {
+    let mut em = vec![0x00, 0x01];
+    em.extend_from_slice(ps);
+    em.push(0x00);
+    em.extend_from_slice(t);
+    assert_eq!(em.len(), k, "encoding of the wrong length");
+    em
+}
+
+/// Near-miss PKCS#1 v1.5 encodings, each signed with the raw private key: every one must be
+/// refused by fast_rsa and by RustCrypto's `rsa`, for e = 65537 and for e = 3 (where a lax
+/// padding check lets anyone forge a signature, Bleichenbacher 2006).
+#[test]
+fn near_miss_pkcs1_encodings_are_refused() {
+    let e3: &[u8] = include_bytes!("../src/testdata/rsa_e3_private_pkcs1.der");
+    for (der, name) in [(RSA2048, "e = 65537"), (e3, "e = 3")] {
+        let private = RsaPrivateKey::from_pkcs1_der(der).unwrap();
+        let public = private.to_public_key();
+        let ours = PublicKey::new(&public.n().to_bytes_be(), &public.e().to_bytes_be()).expect("a supported key");
+        let k = public.size();
+        let msg = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0";
+        let digest = Sha256::digest(msg);
+        let t: Vec<u8> = SHA256_DIGEST_INFO.iter().chain(digest.iter()).copied().collect();
+        let ps_len = k - 3 - t.len();
+        let full_ps = vec![0xffu8; ps_len];
+        // The honest encoding verifies: the harness is right.
+        let good = raw_sign(&private, &encode(k, &full_ps, &t));
+        assert!(ours.verify(Algorithm::RS256, msg, &good), "{name}: the valid encoding");
+        assert!(reference(&public, Algorithm::RS256, msg, &good), "{name}: the valid encoding (rsa)");
+
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        for at in [0, ps_len / 2, ps_len - 1] {
+            let mut ps = full_ps.clone();
+            ps[at] = 0xfe;
+            cases.push(("a padding byte that is not 0xff", encode(k, &ps, &t)));
+        }
+        // Short padding: the DigestInfo and digest are followed by bytes of the forger's choice.
+        for short in [8, 16, ps_len - 8] {
+            let mut tail = t.clone();
+            tail.extend(std::iter::repeat_n(0x5a, ps_len - short));
+            cases.push(("short padding, bytes after the digest", encode(k, &vec![0xff; short], &tail)));
+        }
+        let mut tail = t.clone();
+        tail.push(0x00);
+        cases.push(("one byte after the digest", encode(k, &vec![0xff; ps_len - 1], &tail)));
+        for at in [0, 1, 6, 10, 14, 15, 16, 17, 18] {
+            let mut wrong = t.clone();
+            wrong[at] ^= 0x01;
+            cases.push(("a wrong DigestInfo byte", encode(k, &full_ps, &wrong)));
+        }
+        // DigestInfo without the NULL parameters: another DER spelling, refused.
+        let mut no_null =
+            vec![0x30, 0x2f, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x04, 0x20];
+        no_null.extend_from_slice(&digest);
+        cases.push(("DigestInfo without NULL", encode(k, &vec![0xff; k - 3 - no_null.len()], &no_null)));
+        let mut other = t.clone();
+        other[19] ^= 0x80;
+        cases.push(("the digest of another message", encode(k, &full_ps, &other)));
+        let mut em = encode(k, &full_ps, &t);
+        em[1] = 0x02;
+        cases.push(("block type 02", em.clone()));
+        em[1] = 0x01;
+        em[2 + ps_len] = 0x01;
+        cases.push(("no zero separator", em));
+        let mut em = vec![0x00, 0x01, 0x00];
+        em.extend_from_slice(&t);
+        em.resize(k, 0x00);
+        cases.push(("no padding at all, zeros after", em));
+
+        for (what, em) in &cases {
+            let sig = raw_sign(&private, em);
+            assert!(!ours.verify(Algorithm::RS256, msg, &sig), "{name}: {what} was accepted by fast_rsa");
+            assert!(!reference(&public, Algorithm::RS256, msg, &sig), "{name}: {what} was accepted by rsa");
+        }
+        println!("{name}: {} near-miss encodings refused by fast_rsa and rsa", cases.len());
+    }
+}

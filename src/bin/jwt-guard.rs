@@ -67,6 +67,16 @@ fn check_config(args: &[String]) -> Result<ExitCode, String> {
             Some(r) => format!("{} rule{}", r.len(), if r.len() == 1 { "" } else { "s" }),
         }
     );
+    // The proxy's clusters are not in this file: say which ones it must define.
+    for p in &config.providers {
+        if let KeySource::Remote(r) = &p.keys {
+            println!(
+                "  provider {}: fetches {} through cluster {:?}, which must exist in Envoy's configuration \
+                 (this check cannot see it; a missing cluster is logged at runtime as 'Envoy has no cluster')",
+                p.name, r.uri, r.cluster
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
