@@ -160,36 +160,14 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_has_a_counter() {
-        let all = [
-            Reason::Missing,
-            Reason::InvalidRequest("x"),
-            Reason::Opaque,
-            Reason::Jwe,
-            Reason::Malformed("x"),
-            Reason::TooLarge,
-            Reason::Algorithm,
-            Reason::UnknownKid,
-            Reason::NoCompatibleKey,
-            Reason::AmbiguousKey(3),
-            Reason::BadSignature,
-            Reason::Issuer,
-            Reason::Audience,
-            Reason::Expired,
-            Reason::NotYetValid,
-            Reason::Lifetime("x"),
-            Reason::Typ,
-            Reason::Crit,
-            Reason::Client,
-            Reason::IdToken,
-            Reason::Scope("s".into()),
-            Reason::KeysUnavailable,
-            Reason::NoRoute,
-            Reason::Internal,
-        ];
-        for r in all {
-            assert!(REASONS.contains(&r.as_str()), "{r:?}");
+    fn reasons_are_the_reason_strings_of_every_variant_in_order() {
+        let mut strings: Vec<&str> = Vec::new();
+        for r in Reason::all() {
+            if !strings.contains(&r.as_str()) {
+                strings.push(r.as_str());
+            }
         }
+        assert_eq!(strings, REASONS);
     }
 
     #[test]
@@ -198,7 +176,9 @@ mod tests {
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
         assert_eq!(Metric::all(1).len(), 2 + 23 + 1 + 23 + 7 + 9);
-        let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&providers)).collect();
-        assert!(names.len() > 40);
+        // Every metric has its own name.
+        let two = vec!["a".to_string(), "b".to_string()];
+        let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();
+        assert_eq!(names.len(), Metric::all(2).len());
     }
 }

@@ -89,6 +89,68 @@ impl ErrorCode {
 }
 
 impl Reason {
+    /// One of each variant, in the order of the README's reason list. Tests, metrics and docs
+    /// checks read this instead of keeping their own lists; `ordinal` is an exhaustive match,
+    /// so a new variant does not compile until it has a place, and a test then wants it here.
+    pub fn all() -> Vec<Reason> {
+        vec![
+            Reason::Missing,
+            Reason::InvalidRequest("example"),
+            Reason::Opaque,
+            Reason::Jwe,
+            Reason::Malformed("example"),
+            Reason::TooLarge,
+            Reason::Algorithm,
+            Reason::Crit,
+            Reason::Issuer,
+            Reason::UnknownKid,
+            Reason::NoCompatibleKey,
+            Reason::AmbiguousKey(4),
+            Reason::Expired,
+            Reason::NotYetValid,
+            Reason::Audience,
+            Reason::BadSignature,
+            Reason::IdToken,
+            Reason::Typ,
+            Reason::Lifetime("example"),
+            Reason::Client,
+            Reason::Scope("example".to_string()),
+            Reason::KeysUnavailable,
+            Reason::NoRoute,
+            Reason::Internal,
+        ]
+    }
+
+    /// The variant's position in `all()`.
+    pub fn ordinal(&self) -> usize {
+        match self {
+            Reason::Missing => 0,
+            Reason::InvalidRequest(_) => 1,
+            Reason::Opaque => 2,
+            Reason::Jwe => 3,
+            Reason::Malformed(_) => 4,
+            Reason::TooLarge => 5,
+            Reason::Algorithm => 6,
+            Reason::Crit => 7,
+            Reason::Issuer => 8,
+            Reason::UnknownKid => 9,
+            Reason::NoCompatibleKey => 10,
+            Reason::AmbiguousKey(_) => 11,
+            Reason::Expired => 12,
+            Reason::NotYetValid => 13,
+            Reason::Audience => 14,
+            Reason::BadSignature => 15,
+            Reason::IdToken => 16,
+            Reason::Typ => 17,
+            Reason::Lifetime(_) => 18,
+            Reason::Client => 19,
+            Reason::Scope(_) => 20,
+            Reason::KeysUnavailable => 21,
+            Reason::NoRoute => 22,
+            Reason::Internal => 23,
+        }
+    }
+
     /// The stable reason string used in logs and metrics.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -246,6 +308,33 @@ mod tests {
         ] {
             assert_eq!(r.status(), 401, "{r:?}");
             assert_eq!(r.error_code(), ErrorCode::InvalidToken);
+        }
+    }
+
+    #[test]
+    fn all_holds_each_variant_once_in_order() {
+        let all = Reason::all();
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.ordinal(), i, "{r:?}");
+        }
+        // `ordinal`'s largest value is the last variant: all() cannot have skipped one.
+        assert_eq!(Reason::Internal.ordinal() + 1, all.len());
+    }
+
+    #[test]
+    fn every_reason_has_a_status_a_string_and_a_description() {
+        for r in Reason::all() {
+            assert!([400, 401, 403, 503].contains(&r.status()), "{r:?}");
+            assert!(!r.as_str().is_empty() && r.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(r.description(&[]).ends_with('.'), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_reason() {
+        let readme = include_str!("../README.md");
+        for r in Reason::all() {
+            assert!(readme.contains(&format!("`{}`", r.as_str())), "README lacks `{}`", r.as_str());
         }
     }
 

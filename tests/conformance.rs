@@ -16,6 +16,7 @@ use jsonwebtoken::Algorithm;
 use jwt_guard::authenticator::{authenticate, check_time};
 use jwt_guard::config::{parse_algorithm, Config, KeySource, Provider, DEFAULT_ALGORITHMS};
 use jwt_guard::jwks::KeySet;
+use jwt_guard::reason::Reason;
 use jwt_guard::token;
 use serde_json::Value;
 
@@ -218,21 +219,38 @@ fn time_constraint_vectors() {
 }
 
 /// jwt_verify_lib ignores an `http(s)://` prefix and a trailing `/` when matching audiences;
-/// jwt-guard matches exactly (so `http://api` never stands in for `https://api`). Every
-/// disagreement must be explained by exactly that rule.
+/// jwt-guard matches exactly (so `http://api` never stands in for `https://api`). Each check
+/// runs through the product: an HS256 token with the case's `aud`, authenticated by a provider
+/// whose audiences are the case's. Every disagreement must be explained by exact matching.
 #[test]
 fn audience_vectors() {
     fn normalize(a: &str) -> &str {
         let a = a.strip_prefix("https://").or_else(|| a.strip_prefix("http://")).unwrap_or(a);
         a.strip_suffix('/').unwrap_or(a)
     }
+    let secret = [0u8; 32];
+    let keys = KeySet::parse(br#"{"keys":[{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#).unwrap();
+    let now = wall_clock();
     let cases = load("audience_checks.json");
     let (mut agree, mut by_rule) = (0, 0);
     for c in &cases {
         let allowed: Vec<String> =
             c["allowed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         let aud: Vec<&str> = c["token_aud"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let ours = allowed.is_empty() || aud.iter().any(|a| allowed.iter().any(|b| b == a));
+        let mut provider = base_provider();
+        provider.audiences = allowed.clone();
+        let claims = serde_json::json!({"aud": aud, "exp": now + 3600});
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
+        let ours = match authenticate(&provider, &keys, &token, now) {
+            Ok(_) => true,
+            Err(Reason::Audience) => false,
+            Err(other) => panic!("{c}: refused for {other:?}, not the audience"),
+        };
         let theirs = c["expect_allowed"].as_bool().unwrap();
         if ours == theirs {
             agree += 1;

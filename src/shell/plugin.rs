@@ -170,6 +170,10 @@ impl Plugin {
         self.pending.len()
     }
 
+    pub fn is_pending(&self, context_id: u32) -> bool {
+        self.pending.contains(&context_id)
+    }
+
     /// Brings every provider in step with the shared record and starts fetches that are due,
     /// then decides waiting requests again. Called at start and on every tick.
     pub fn on_tick(&mut self, host: &mut impl Host) {

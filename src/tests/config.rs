@@ -98,112 +98,156 @@ fn every_requirement_form_parses() {
 
 #[test]
 fn errors_name_the_offending_field() {
-    let cases: Vec<(Value, &str)> = vec![
-        (json!("nope"), "invalid type"),
-        (json!({"providers": {}}), "providers: at least one provider"),
-        (json!({"providers": {}, "realms": "x"}), "unknown field `realms`"),
-        (with_provider(json!({"audience": "x"})), "providers.p: unknown field `audience`"),
-        (with_provider(json!({"audiences": []})), "providers.p.audiences"),
-        (with_provider(json!({"issuer": ""})), "providers.p.issuer"),
-        (with_provider(json!({"issuer": null})), "missing field `issuer`"),
-        (with_provider(json!({"local_jwks": null})), "exactly one of remote_jwks, local_jwks and discovery"),
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!("nope"), "", "invalid type"),
+        (json!({"providers": {}}), "providers", "providers: at least one provider"),
+        (json!({"providers": {}, "realms": "x"}), "", "unknown field `realms`"),
+        (with_provider(json!({"audience": "x"})), "providers.p", "providers.p: unknown field `audience`"),
+        (with_provider(json!({"audiences": []})), "providers.p.audiences", "providers.p.audiences"),
+        (with_provider(json!({"issuer": ""})), "providers.p.issuer", "providers.p.issuer"),
+        (with_provider(json!({"issuer": null})), "providers.p", "missing field `issuer`"),
+        (
+            with_provider(json!({"local_jwks": null})),
+            "providers.p",
+            "exactly one of remote_jwks, local_jwks and discovery",
+        ),
         (
             with_provider(json!({"remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}}})),
+            "providers.p",
             "exactly one of remote_jwks, local_jwks and discovery",
         ),
         (
             with_provider(json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j"}}})),
+            "providers.p.remote_jwks.http_uri.cluster",
             "providers.p.remote_jwks.http_uri.cluster",
         ),
         (
             with_provider(
                 json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "ftp://x/j", "cluster": "c"}}}),
             ),
+            "providers.p.remote_jwks.http_uri.uri",
             "http_uri.uri",
         ),
         (
             with_provider(
                 json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c", "timeout": "5"}}}),
             ),
+            "providers.p.remote_jwks.http_uri.timeout",
             "http_uri.timeout",
         ),
         (
             with_provider(
                 json!({"local_jwks": null, "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}, "cache_duration": "10m"}}),
             ),
+            "providers.p.remote_jwks.cache_duration",
             "remote_jwks.cache_duration",
         ),
         (
             with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": 5}"}})),
             "providers.p.local_jwks.inline_string",
+            "providers.p.local_jwks.inline_string",
         ),
         (
             with_provider(json!({"local_jwks": {"inline_string": "not json"}})),
+            "providers.p.local_jwks.inline_string",
             "local_jwks.inline_string: JWKS is not JSON",
         ),
-        (with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": []}"}})), "local_jwks.inline_string"),
-        (with_provider(json!({"max_lifetime": "1h"})), "providers.p.max_lifetime"),
-        (with_provider(json!({"algorithms": ["none"]})), "providers.p.algorithms: `none`"),
-        (with_provider(json!({"algorithms": ["ES512"]})), "ES512 is not supported"),
-        (with_provider(json!({"algorithms": ["HS256"]})), "no `oct` key"),
-        (with_provider(json!({"algorithms": []})), "providers.p.algorithms"),
-        (with_provider(json!({"from_headers": [{"name": "bad header"}]})), "from_headers[0].name"),
-        (with_provider(json!({"from_headers": []})), "no token could ever be found"),
-        (with_provider(json!({"from_cookies": ["a=b"]})), "from_cookies[0]"),
+        (
+            with_provider(json!({"local_jwks": {"inline_string": "{\"keys\": []}"}})),
+            "providers.p.local_jwks.inline_string",
+            "local_jwks.inline_string",
+        ),
+        (with_provider(json!({"max_lifetime": "1h"})), "providers.p.max_lifetime", "providers.p.max_lifetime"),
+        (with_provider(json!({"algorithms": ["none"]})), "providers.p.algorithms", "providers.p.algorithms: `none`"),
+        (with_provider(json!({"algorithms": ["ES512"]})), "providers.p.algorithms", "ES512 is not supported"),
+        (with_provider(json!({"algorithms": ["HS256"]})), "providers.p.local_jwks.inline_string", "no `oct` key"),
+        (with_provider(json!({"algorithms": []})), "providers.p.algorithms", "providers.p.algorithms"),
+        (
+            with_provider(json!({"from_headers": [{"name": "bad header"}]})),
+            "providers.p.from_headers[0].name",
+            "from_headers[0].name",
+        ),
+        (with_provider(json!({"from_headers": []})), "providers.p", "no token could ever be found"),
+        (with_provider(json!({"from_cookies": ["a=b"]})), "providers.p.from_cookies[0]", "from_cookies[0]"),
         (
             with_provider(json!({"claim_to_headers": [{"header_name": "authorization", "claim_name": "sub"}]})),
+            "providers.p.claim_to_headers[0].header_name",
             "claim_to_headers[0].header_name",
         ),
         (
             with_provider(json!({"claim_to_headers": [{"header_name": "x", "claim_name": "a..b"}]})),
+            "providers.p.claim_to_headers[0].claim_name",
             "claim_to_headers[0].claim_name",
         ),
-        (with_provider(json!({"require_typ": ""})), "require_typ"),
-        (with_provider(json!({"clock_skew_seconds": -1})), "providers.p"),
-        (with_provider(json!({"jwt_cache_config": {"size": 1}})), "unknown field `size`"),
-        (with_provider(json!({"max_token_size": 1})), "max_token_size"),
+        (with_provider(json!({"require_typ": ""})), "providers.p.require_typ", "require_typ"),
+        (with_provider(json!({"clock_skew_seconds": -1})), "providers.p", "providers.p"),
+        (with_provider(json!({"jwt_cache_config": {"size": 1}})), "providers.p", "unknown field `size`"),
+        (with_provider(json!({"max_token_size": 1})), "providers.p.max_token_size", "max_token_size"),
     ];
-    for (v, needle) in cases {
+    for (v, field, needle) in cases {
+        let e = parse(v.clone()).unwrap_err();
+        assert_eq!(e.field, field, "{v}: {e}");
+        assert!(e.message.contains(needle) || e.to_string().contains(needle), "{v}: {e}");
         let msg = field_of(v.clone());
-        assert!(msg.contains(needle), "{v}: {msg}");
         assert!(msg.starts_with("invalid jwt-guard configuration"), "{msg}");
     }
 }
 
 #[test]
 fn rule_errors() {
-    let cases: Vec<(Value, &str)> = vec![
+    let cases: Vec<(Value, &str, &str)> = vec![
         (
             json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "okta"}}]),
+            "rules[0].requires.provider_name",
             "rules[0].requires.provider_name: unknown provider \"okta\"",
         ),
-        (json!([{"match": {}}]), "rules[0].match: exactly one of prefix and path"),
-        (json!([{"match": {"prefix": "/", "path": "/x"}}]), "exactly one of prefix and path"),
-        (json!([{"match": {"prefix": "x"}}]), "must start with `/`"),
-        (json!([{"match": {"prefix": "/", "regex": ".*"}}]), "rules[0]: unknown field `regex`"),
-        (json!([{"match": {"prefix": "/"}, "requires": {}}]), "rules[0].requires: must have exactly one"),
+        (json!([{"match": {}}]), "rules[0].match", "rules[0].match: exactly one of prefix and path"),
+        (json!([{"match": {"prefix": "/", "path": "/x"}}]), "rules[0].match", "exactly one of prefix and path"),
+        (json!([{"match": {"prefix": "x"}}]), "rules[0].match", "must start with `/`"),
+        (json!([{"match": {"prefix": "/", "regex": ".*"}}]), "rules[0]", "rules[0]: unknown field `regex`"),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {}}]),
+            "rules[0].requires",
+            "rules[0].requires: must have exactly one",
+        ),
         (
             json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p", "allow_missing": {}}}]),
+            "rules[0].requires",
             "must have exactly one",
         ),
         (
             json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}]}}}]),
+            "rules[0].requires.requires_any.requirements",
             "at least two",
         ),
         (
             json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [{"provider_name": "p"}, {"x": {}}]}}}]),
+            "rules[0].requires.requires_any.requirements[1]",
             "requires_any.requirements[1]: unknown requirement `x`",
         ),
-        (json!([{"match": {"prefix": "/"}, "requires": {"requires_all": {"reqs": []}}}]), "unknown field `reqs`"),
-        (json!([{"match": {"prefix": "/"}, "requires": {"allow_missing": {"x": 1}}}]), "must be an empty object"),
-        (json!([{"match": {"prefix": "/"}, "scopes": ["a"]}]), "scopes need a `requires`"),
-        (json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}, "scopes": ["a b"]}]), "rules[0].scopes"),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"requires_all": {"reqs": []}}}]),
+            "rules[0].requires.requires_all",
+            "unknown field `reqs`",
+        ),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"allow_missing": {"x": 1}}}]),
+            "rules[0].requires.allow_missing",
+            "must be an empty object",
+        ),
+        (json!([{"match": {"prefix": "/"}, "scopes": ["a"]}]), "rules[0].scopes", "scopes need a `requires`"),
+        (
+            json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}, "scopes": ["a b"]}]),
+            "rules[0].scopes",
+            "rules[0].scopes",
+        ),
     ];
-    for (rules, needle) in cases {
+    for (rules, field, needle) in cases {
         let mut v = with_provider(json!({}));
         v["rules"] = rules.clone();
-        let msg = field_of(v);
-        assert!(msg.contains(needle), "{rules}: {msg}");
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, field, "{rules}: {e}");
+        assert!(e.to_string().contains(needle), "{rules}: {e}");
     }
 }
 
