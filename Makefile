@@ -49,6 +49,7 @@ lint:
 
 unit:
 	cargo test --lib
+	cargo test --test layers
 
 conformance:
 	cargo test --test conformance -- --nocapture

@@ -11,11 +11,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
-use jwt_guard::authenticator::authenticate;
-use jwt_guard::config::{Config, KeySource};
-use jwt_guard::engine::{Engine, KeyState, KidRefetch, Request};
+use jwt_guard::authn::authenticate;
+use jwt_guard::decision::{Engine, Request};
 use jwt_guard::jwks::KeySet;
-use jwt_guard::{base64url, token};
+use jwt_guard::jwks::{KeyState, KidRefetch};
+use jwt_guard::policy::{Config, KeySource};
+use jwt_guard::token::{self, base64url};
 use serde_json::json;
 
 const JWKS: &str = include_str!("../src/testdata/jwks.json");
@@ -112,7 +113,7 @@ fn main() {
     });
     let jwt = token::parse(rs).unwrap();
     time("RS256 signature only", || {
-        jwt_guard::verifier::verify_signature(black_box(&jwt), Algorithm::RS256, &keys).unwrap();
+        jwt_guard::authn::signature::verify_signature(black_box(&jwt), Algorithm::RS256, &keys).unwrap();
     });
     let ec_point = [
         &[4u8][..],
@@ -121,7 +122,7 @@ fn main() {
     ]
     .concat();
     time("ES256 key setup (its table of multiples, once per key)", || {
-        black_box(jwt_guard::fast_ecdsa::es256::PublicKey::from_sec1_bytes(black_box(&ec_point)).unwrap());
+        black_box(jwt_guard::crypto::ecdsa::es256::PublicKey::from_sec1_bytes(black_box(&ec_point)).unwrap());
     });
     let p384_point: Vec<u8> = {
         let jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
@@ -130,7 +131,7 @@ fn main() {
         [vec![4u8], c("x"), c("y")].concat()
     };
     time("ES384 key setup (its table of multiples, once per key)", || {
-        black_box(jwt_guard::fast_ecdsa::es384::PublicKey::from_sec1_bytes(black_box(&p384_point)).unwrap());
+        black_box(jwt_guard::crypto::ecdsa::es384::PublicKey::from_sec1_bytes(black_box(&p384_point)).unwrap());
     });
     let forged = format!("{}AAAA", &rs[..rs.len() - 4]);
     time("RS256 forged, cold (no negative cache)", || {

@@ -1,32 +1,23 @@
 //! jwt-guard: a strict bearer-token guard for Envoy, as a proxy-wasm HTTP filter.
 //!
-//! The crate is a pure core (everything but `shell`) inside a thin proxy-wasm shell. The core
-//! never calls the host: time, headers and fetched documents are passed in, so all of it is
-//! unit-tested on the host.
+//! The folders follow a request and the keys it needs: `policy` (configuration) → `token`
+//! (parsing) → `jwks` (keys) → `crypto` (signatures) → `authn` (one provider's verdict) →
+//! `decision` (one request's verdict) → `deny` (refusals); `refresh` keeps each provider's keys
+//! over time; `runtime` sequences all of it per VM against a `Host` trait; `wasm` binds that to
+//! proxy-wasm. Everything but `wasm` is pure and unit-tested on the host.
 
-pub mod authenticator;
-pub mod base64url;
-pub mod cache;
-pub mod classify;
-pub mod config;
-pub mod crypto_provider;
-pub mod duration;
-pub mod engine;
-pub mod extractor;
-pub mod fast_ecdsa;
-pub mod fast_rsa;
-pub mod fetch_error;
-pub mod header_map;
+pub mod authn;
+pub mod crypto;
+pub mod decision;
+pub mod deny;
 pub mod jwks;
-pub mod jwks_cache;
-pub mod log_limit;
-pub mod matcher;
-pub mod metrics;
-pub mod reason;
-pub mod response;
-pub mod shell;
+pub mod policy;
+pub mod refresh;
+pub mod runtime;
 pub mod token;
-pub mod verifier;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
 
 #[cfg(test)]
 mod testkit;

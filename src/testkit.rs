@@ -4,9 +4,9 @@
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 
-use crate::base64url;
-use crate::config::{Config, KeySource, Provider};
 use crate::jwks::KeySet;
+use crate::policy::{Config, KeySource, Provider};
+use crate::token::base64url;
 
 pub const JWKS: &str = include_str!("testdata/jwks.json");
 pub const JWKS_ROTATED: &str = include_str!("testdata/jwks_rotated.json");

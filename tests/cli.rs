@@ -20,8 +20,12 @@ fn dir() -> PathBuf {
     d
 }
 
+/// A file of its own per call: tests run in parallel, and one rewriting a shared `local.json`
+/// while another's command reads it made `explain` fail now and then.
 fn write(name: &str, text: &str) -> String {
-    let p = dir().join(name);
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = dir().join(format!("{n}-{name}"));
     std::fs::write(&p, text).unwrap();
     p.to_string_lossy().into_owned()
 }
@@ -40,7 +44,7 @@ fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
 }
 
 fn b64(v: &serde_json::Value) -> String {
-    jwt_guard::base64url::encode(v.to_string().as_bytes())
+    jwt_guard::token::base64url::encode(v.to_string().as_bytes())
 }
 
 fn token(header: serde_json::Value, claims: serde_json::Value) -> String {

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::Algorithm;
-use jwt_guard::authenticator::{authenticate, check_time};
-use jwt_guard::config::{parse_algorithm, Config, KeySource, Provider, DEFAULT_ALGORITHMS};
+use jwt_guard::authn::{authenticate, check_time};
+use jwt_guard::deny::Reason;
 use jwt_guard::jwks::KeySet;
-use jwt_guard::reason::Reason;
+use jwt_guard::policy::{parse_algorithm, Config, KeySource, Provider, DEFAULT_ALGORITHMS};
 use jwt_guard::token;
 use serde_json::Value;
 

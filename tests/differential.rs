@@ -1,11 +1,11 @@
-//! fast_rsa against RustCrypto's `rsa`, and fast_ecdsa against `p256` (the references), on
+//! crypto::rsa against RustCrypto's `rsa`, and crypto::ecdsa against `p256` (the references), on
 //! random valid and corrupted signatures: both must say the same thing every time.
 
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jsonwebtoken::{Algorithm, EncodingKey};
-use jwt_guard::fast_rsa::PublicKey;
+use jwt_guard::crypto::rsa::PublicKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
@@ -48,7 +48,7 @@ fn differential(der: &[u8], alg: Algorithm, messages: usize, seed: u64) -> (usiz
         let len = (rng.next() % 300) as usize;
         let msg = rng.bytes(len);
         let sig_b64 = jsonwebtoken::crypto::sign(&msg, &signing, alg).unwrap();
-        let sig = jwt_guard::base64url::decode(sig_b64.as_bytes()).unwrap();
+        let sig = jwt_guard::token::base64url::decode(sig_b64.as_bytes()).unwrap();
         let mut flipped = sig.clone();
         let bit = (rng.next() % (k as u64 * 8)) as usize;
         flipped[bit / 8] ^= 1 << (bit % 8);
@@ -114,7 +114,7 @@ fn unsupported_keys_fall_back() {
     assert!(PublicKey::new(&even, &[1, 0, 1]).is_none(), "an even modulus is refused, not a panic");
 }
 
-// ---- ES256 and ES384: fast_ecdsa against p256's and p384's own verifiers ----
+// ---- ES256 and ES384: crypto::ecdsa against p256's and p384's own verifiers ----
 
 /// One differential test per curve: `$curve` is the curve crate, `$ours` our module.
 macro_rules! ecdsa_differential {
@@ -236,14 +236,14 @@ ecdsa_differential!(
     es256_agrees_with_p256_on_10000_signatures,
     es256_refuses_keys_p256_refuses,
     p256,
-    jwt_guard::fast_ecdsa::es256,
+    jwt_guard::crypto::ecdsa::es256,
     32
 );
 ecdsa_differential!(
     es384_agrees_with_p384_on_10000_signatures,
     es384_refuses_keys_p384_refuses,
     p384,
-    jwt_guard::fast_ecdsa::es384,
+    jwt_guard::crypto::ecdsa::es384,
     48
 );
 

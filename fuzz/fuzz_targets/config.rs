@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = jwt_guard::config::Config::parse(data);
+    let _ = jwt_guard::policy::Config::parse(data);
 });

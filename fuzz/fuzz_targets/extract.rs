@@ -1,7 +1,7 @@
 //! Token extraction from arbitrary paths, header values and cookies.
 #![no_main]
-use jwt_guard::config::{Extraction, HeaderSource};
-use jwt_guard::extractor::{extract, remove_cookie, remove_query_param};
+use jwt_guard::policy::{Extraction, HeaderSource};
+use jwt_guard::decision::extractor::{extract, remove_cookie, remove_query_param};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

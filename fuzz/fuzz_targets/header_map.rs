@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = jwt_guard::header_map::parse(data);
+    let _ = jwt_guard::runtime::header_map::parse(data);
 });

@@ -1,7 +1,7 @@
 //! JWKS documents as fetched, and the shared-data records VMs exchange.
 #![no_main]
 use jwt_guard::jwks::KeySet;
-use jwt_guard::jwks_cache::{decode_body, SharedState};
+use jwt_guard::refresh::{decode_body, SharedState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

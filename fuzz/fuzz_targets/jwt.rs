@@ -3,8 +3,8 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use jwt_guard::authenticator::authenticate;
-use jwt_guard::config::{Config, Provider};
+use jwt_guard::authn::authenticate;
+use jwt_guard::policy::{Config, Provider};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::token;
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +31,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = authenticate(provider, keys, &text, 1_800_000_000);
     let _ = token::summarize(&text);
     if let Ok(jwt) = token::parse(&text) {
-        let _ = jwt_guard::classify::classify(provider, &jwt.header, &jwt.claims);
+        let _ = jwt_guard::authn::token_kind::classify(provider, &jwt.header, &jwt.claims);
     }
 });

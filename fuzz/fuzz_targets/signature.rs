@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use jsonwebtoken::Algorithm;
-use jwt_guard::crypto_provider::verify;
+use jwt_guard::crypto::verify;
 use jwt_guard::jwks::KeySet;
 use libfuzzer_sys::fuzz_target;
 

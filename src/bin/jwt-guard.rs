@@ -12,11 +12,12 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jwt_guard::authenticator::{authenticate_traced, Check, Tracer};
-use jwt_guard::classify::{classify, IdSignal, Kind};
-use jwt_guard::config::{Config, KeySource};
-use jwt_guard::engine::{Engine, KeyState, KidRefetch, Outcome, Request};
+use jwt_guard::authn::token_kind::{classify, IdSignal, Kind};
+use jwt_guard::authn::{authenticate_traced, Check, Tracer};
+use jwt_guard::decision::{Engine, Outcome, Request};
 use jwt_guard::jwks::KeySet;
+use jwt_guard::jwks::{KeyState, KidRefetch};
+use jwt_guard::policy::{Config, KeySource};
 use jwt_guard::token::{self, fingerprint, Shape};
 
 const USAGE: &str = "usage:
@@ -152,7 +153,7 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
     );
     let parsed = if shape == Shape::Jws { token::parse(&token).ok() } else { None };
     if let Some(jwt) = &parsed {
-        let header_json = token.split('.').next().and_then(|h| jwt_guard::base64url::decode(h.as_bytes()).ok());
+        let header_json = token.split('.').next().and_then(|h| jwt_guard::token::base64url::decode(h.as_bytes()).ok());
         println!("  header: {}", header_json.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default());
         let claims = serde_json::to_string_pretty(&jwt.claims.all).unwrap_or_default();
         println!("  claims: {}", claims.replace('\n', "\n  "));

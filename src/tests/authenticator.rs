@@ -1,16 +1,16 @@
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
-use crate::authenticator::{authenticate, scopes};
-use crate::reason::Reason;
+use crate::authn::{authenticate, scopes};
+use crate::deny::Reason;
 use crate::testkit::*;
 
-fn check(patch_provider: serde_json::Value, token: &str, now: u64) -> Result<crate::authenticator::Verified, Reason> {
+fn check(patch_provider: serde_json::Value, token: &str, now: u64) -> Result<crate::authn::Verified, Reason> {
     let p = provider_with(patch_provider);
     authenticate(&p, &keys_of(&p), token, now)
 }
 
-fn ok(token: &str) -> crate::authenticator::Verified {
+fn ok(token: &str) -> crate::authn::Verified {
     check(json!({}), token, NOW).unwrap()
 }
 
@@ -73,8 +73,11 @@ fn oversized_tokens_are_refused_before_decoding() {
 #[test]
 fn algorithm_rules() {
     let claims = access_claims().to_string();
-    let none =
-        format!("{}.{}.", crate::base64url::encode(br#"{"alg":"none"}"#), crate::base64url::encode(claims.as_bytes()));
+    let none = format!(
+        "{}.{}.",
+        crate::token::base64url::encode(br#"{"alg":"none"}"#),
+        crate::token::base64url::encode(claims.as_bytes())
+    );
     assert_eq!(err(&none), Reason::Algorithm);
     let none_sig = format!("{none}AAAA");
     assert_eq!(err(&none_sig), Reason::Algorithm);
@@ -96,7 +99,7 @@ fn alg_confusion_hs256_signed_with_the_rsa_public_key_fails() {
     let jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
     let n = jwks["keys"][0]["n"].as_str().unwrap();
     let mut keys = jwks["keys"].as_array().unwrap().clone();
-    keys.push(json!({"kty": "oct", "kid": "hs-1", "k": crate::base64url::encode(HMAC_SECRET)}));
+    keys.push(json!({"kty": "oct", "kid": "hs-1", "k": crate::token::base64url::encode(HMAC_SECRET)}));
     let patch =
         json!({"algorithms": ["RS256", "HS256"], "local_jwks": {"inline_string": json!({"keys": keys}).to_string()}});
     let forged = sign_raw(
@@ -154,9 +157,9 @@ fn token_without_kid_tries_every_compatible_key() {
 fn bad_signature() {
     let t = access_token(json!({}));
     let (head, sig) = t.rsplit_once('.').unwrap();
-    let mut bytes = crate::base64url::decode(sig.as_bytes()).unwrap();
+    let mut bytes = crate::token::base64url::decode(sig.as_bytes()).unwrap();
     bytes[10] ^= 1;
-    assert_eq!(err(&format!("{head}.{}", crate::base64url::encode(&bytes))), Reason::BadSignature);
+    assert_eq!(err(&format!("{head}.{}", crate::token::base64url::encode(&bytes))), Reason::BadSignature);
     // A token signed by a key that is not in the JWKS but claims a known kid.
     let other = sign_raw(
         &access_header(Algorithm::RS256).to_string(),
@@ -299,7 +302,7 @@ fn classification_signals() {
 fn id_token_is_only_named_after_the_signature_checks_out() {
     let t = id_token(json!({}));
     let (head, _) = t.rsplit_once('.').unwrap();
-    let forged = format!("{head}.{}", crate::base64url::encode(&[7u8; 256]));
+    let forged = format!("{head}.{}", crate::token::base64url::encode(&[7u8; 256]));
     assert_eq!(err(&forged), Reason::BadSignature);
 }
 
@@ -372,7 +375,7 @@ fn non_canonical_base64_is_malformed() {
 #[test]
 fn long_claim_values_are_not_forwarded() {
     let p = json!({"claim_to_headers": [{"header_name": "x-name", "claim_name": "name"}]});
-    let long = "n".repeat(crate::authenticator::MAX_CLAIM_HEADER_BYTES + 1);
+    let long = "n".repeat(crate::authn::MAX_CLAIM_HEADER_BYTES + 1);
     let t = access_token(json!({"name": long}));
     assert!(check(p.clone(), &t, NOW).unwrap().claim_headers.is_empty());
     let t = access_token(json!({"name": "short"}));

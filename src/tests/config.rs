@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::config::*;
+use crate::policy::*;
 use crate::testkit::*;
 
 fn parse(v: Value) -> Result<Config, ConfigError> {
@@ -264,7 +264,7 @@ fn hmac_needs_local_oct_key_and_never_remote() {
     keys["keys"]
         .as_array_mut()
         .unwrap()
-        .push(json!({"kty": "oct", "kid": "hs-1", "k": crate::base64url::encode(HMAC_SECRET)}));
+        .push(json!({"kty": "oct", "kid": "hs-1", "k": crate::token::base64url::encode(HMAC_SECRET)}));
     assert!(parse(with_provider(json!({"algorithms": ["HS256"], "local_jwks": {"inline_string": keys.to_string()}})))
         .is_ok());
     let remote = with_provider(json!({"algorithms": ["HS256"], "local_jwks": null,

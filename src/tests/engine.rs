@@ -1,11 +1,11 @@
 use serde_json::{json, Value};
 
-use crate::cache::TokenCache;
-use crate::config::Config;
-use crate::engine::KidRefetch;
-use crate::engine::*;
+use crate::decision::token_cache::TokenCache;
+use crate::decision::*;
+use crate::deny::Reason;
 use crate::jwks::KeySet;
-use crate::reason::Reason;
+use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::Config;
 use crate::testkit::*;
 
 struct World {

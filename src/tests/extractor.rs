@@ -1,6 +1,6 @@
-use crate::config::{Extraction, HeaderSource};
-use crate::extractor::*;
-use crate::reason::Reason;
+use crate::decision::extractor::*;
+use crate::deny::Reason;
+use crate::policy::{Extraction, HeaderSource};
 
 fn default_ex() -> Extraction {
     Extraction {

@@ -24,7 +24,7 @@ fn unusable_keys_are_skipped_and_good_ones_kept() {
     let good: serde_json::Value = serde_json::from_str(JWKS).unwrap();
     let good_key = good["keys"][0].clone();
     let mut n_small = good_key.clone();
-    n_small["n"] = json!(crate::base64url::encode(&[0xc1; 128]));
+    n_small["n"] = json!(crate::token::base64url::encode(&[0xc1; 128]));
     let mut e_odd = good_key.clone();
     e_odd["e"] = json!("Aw0");
     let bad = vec![
@@ -63,7 +63,7 @@ fn selection_rules() {
     assert_eq!(set.select(Algorithm::ES384, Some("ec-1")).unwrap_err(), SelectError::NoCompatibleKey);
     assert_eq!(set.select(Algorithm::HS256, None).unwrap_err(), SelectError::NoCompatibleKey);
     // Keys without kid match any token kid (jwt_verify_lib's rule).
-    let nokid = json!({"keys": [{"kty": "oct", "k": crate::base64url::encode(&[1u8; 32])}]});
+    let nokid = json!({"keys": [{"kty": "oct", "k": crate::token::base64url::encode(&[1u8; 32])}]});
     let set = KeySet::parse(nokid.to_string().as_bytes()).unwrap();
     assert_eq!(set.select(Algorithm::HS256, Some("anything")).unwrap().len(), 1);
     // RFC 7518 §3.2: a 32-byte secret is too short for HS512.
@@ -83,13 +83,13 @@ fn rsa_jwk(der: &[u8], kid: &str) -> serde_json::Value {
     use rsa::traits::PublicKeyParts;
     let private = rsa::RsaPrivateKey::from_pkcs1_der(der).unwrap();
     json!({"kty": "RSA", "kid": kid,
-           "n": crate::base64url::encode(&private.n().to_bytes_be()),
-           "e": crate::base64url::encode(&private.e().to_bytes_be())})
+           "n": crate::token::base64url::encode(&private.n().to_bytes_be()),
+           "e": crate::token::base64url::encode(&private.e().to_bytes_be())})
 }
 
 #[test]
 fn every_accepted_rsa_size_signs_and_verifies_in_every_path() {
-    use crate::crypto_provider::verify;
+    use crate::crypto::verify;
     use crate::testkit::sign_raw;
     use jsonwebtoken::EncodingKey;
     let sizes: [(&[u8], usize); 6] = [
@@ -110,7 +110,7 @@ fn every_accepted_rsa_size_signs_and_verifies_in_every_path() {
             let token = sign_raw(&format!(r#"{{"alg":"{alg:?}","kid":"k"}}"#), r#"{"sub":"x"}"#, alg, &signing);
             let jwt = crate::token::parse(&token).unwrap();
             let ctx = format!("{bits} bits, {alg:?}");
-            assert_eq!(crate::verifier::verify_signature(&jwt, alg, &set), Ok(()), "{ctx}");
+            assert_eq!(crate::authn::signature::verify_signature(&jwt, alg, &set), Ok(()), "{ctx}");
             // Both paths, the prepared key's and jsonwebtoken's, accept it and refuse a change.
             let msg = jwt.signing_input.as_bytes();
             for prepared in [key.prepared.as_deref(), None] {
@@ -132,7 +132,7 @@ fn rsa_keys_over_4096_bits_are_skipped_with_the_reason() {
     assert_eq!(set.skipped, vec!["key 0: RSA modulus of 1024 bytes (2048 to 4096 bits allowed)".to_string()]);
     let mut n = vec![0xc3u8; 513];
     n[512] = 1;
-    let just_over = json!({"kty": "RSA", "n": crate::base64url::encode(&n), "e": "AQAB"});
+    let just_over = json!({"kty": "RSA", "n": crate::token::base64url::encode(&n), "e": "AQAB"});
     assert!(KeySet::parse(json!({"keys": [just_over]}).to_string().as_bytes()).is_err(), "4097+ bits");
 }
 

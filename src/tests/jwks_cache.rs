@@ -1,8 +1,8 @@
 use serde_json::json;
 
-use crate::engine::{KeyState, KidRefetch};
-use crate::fetch_error::FetchError;
-use crate::jwks_cache::*;
+use crate::jwks::{KeyState, KidRefetch};
+use crate::refresh::fetch_error::FetchError;
+use crate::refresh::*;
 use crate::testkit::*;
 
 fn remote_slot(now: u64, discovery: bool) -> KeySlot {

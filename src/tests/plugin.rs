@@ -6,9 +6,9 @@ use std::rc::Rc;
 
 use serde_json::json;
 
-use crate::config::Config;
-use crate::shell::host::{Host, HostResult, HostStatus};
-use crate::shell::plugin::{Action, Plugin, MAX_PENDING};
+use crate::policy::Config;
+use crate::runtime::host::{Host, HostResult, HostStatus};
+use crate::runtime::{Action, Plugin, MAX_PENDING};
 use crate::testkit::*;
 
 type SentResponse = (u32, Vec<(String, String)>, Vec<u8>);
@@ -133,7 +133,7 @@ impl Host for FakeHost {
         self.fails("request_header_map")?;
         let headers = self.requests.get(&self.effective).map(|r| r.headers.clone()).unwrap_or_default();
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        Ok(crate::header_map::serialize(&pairs))
+        Ok(crate::runtime::header_map::serialize(&pairs))
     }
     fn remove_request_header(&mut self, name: &str) -> HostResult<()> {
         self.fails("remove_request_header")?;
@@ -691,7 +691,7 @@ fn without_a_plugin_the_shell_answers_the_cores_503() {
     let mut host = FakeHost::default();
     host.requests.insert(1, FakeRequest::default());
     host.effective = 1;
-    assert_eq!(crate::shell::plugin::unavailable(&mut host), Action::Pause);
+    assert_eq!(crate::runtime::unavailable(&mut host), Action::Pause);
     let (status, headers, body) = host.requests[&1].response.clone().unwrap();
     assert_eq!(status, 503);
     assert!(headers.contains(&("retry-after".into(), "1".into())));

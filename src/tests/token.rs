@@ -1,5 +1,5 @@
-use crate::base64url::encode;
-use crate::reason::Reason;
+use crate::deny::Reason;
+use crate::token::base64url::encode;
 use crate::token::*;
 
 fn tok(header: &str, payload: &str) -> String {

@@ -7,8 +7,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::base64url;
-use crate::reason::Reason;
+use crate::deny::Reason;
+use crate::token::base64url;
 
 /// What a bearer string looks like before anything is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,17 +5,18 @@
 
 use log::{debug, info, log_enabled, warn, Level};
 
-use crate::cache::TokenCache;
-use crate::config::Config;
-use crate::engine::{Engine, KeyState, Mutations, Outcome, Request};
-use crate::fetch_error::FetchError;
-use crate::header_map;
+use crate::decision::token_cache::TokenCache;
+use crate::decision::{Engine, Mutations, Outcome, Request};
+use crate::deny::response::for_reason;
+use crate::deny::Reason;
 use crate::jwks::KeySet;
-use crate::jwks_cache::{encode_body, KeySlot, SharedState, Step, MAX_JWKS_BYTES};
-use crate::log_limit::LogLimiter;
-use crate::metrics::{for_denial, Metric};
-use crate::reason::Reason;
-use crate::response::for_reason;
+use crate::jwks::KeyState;
+use crate::policy::Config;
+use crate::refresh::fetch_error::FetchError;
+use crate::refresh::{encode_body, KeySlot, SharedState, Step, MAX_JWKS_BYTES};
+use crate::runtime::header_map;
+use crate::runtime::log_limit::LogLimiter;
+use crate::runtime::metrics::{for_denial, Metric};
 use crate::token::summarize;
 
 use super::host::{Host, HostResult};
@@ -219,7 +220,7 @@ impl Plugin {
         }
     }
 
-    fn dispatch(&mut self, host: &mut impl Host, i: usize, req: &crate::jwks_cache::FetchRequest, now: u64) {
+    fn dispatch(&mut self, host: &mut impl Host, i: usize, req: &crate::refresh::FetchRequest, now: u64) {
         match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
             Ok(token) => self.slots[i].started(token, now),
             Err(s) => self.publish(
@@ -500,7 +501,7 @@ impl Plugin {
     }
 
     /// One debug line per denial; an info line naming the client that sends ID tokens.
-    fn log_denial(&mut self, denial: &crate::engine::Denial, path: &str, now_ms: u64) {
+    fn log_denial(&mut self, denial: &crate::decision::Denial, path: &str, now_ms: u64) {
         let provider = denial.provider.map_or("-", |i| self.engine.config.providers[i].name.as_str());
         let route = path.split('?').next().unwrap_or("");
         let is_id_token = denial.reason == Reason::IdToken;

@@ -90,7 +90,7 @@ impl std::fmt::Display for FetchError {
             ),
             FetchError::Status { status, body_bytes } => write!(f, "status {status}, body {body_bytes} bytes"),
             FetchError::TooLarge(size) => {
-                write!(f, "body of {size} bytes exceeds {} bytes", crate::jwks_cache::MAX_JWKS_BYTES)
+                write!(f, "body of {size} bytes exceeds {} bytes", crate::refresh::MAX_JWKS_BYTES)
             }
             FetchError::Invalid(why) => write!(f, "{why}"),
             FetchError::Discovery(why) => write!(f, "discovery document: {why}"),

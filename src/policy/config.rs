@@ -8,8 +8,8 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::duration::parse_millis;
 use crate::jwks::KeySet;
+use crate::policy::duration::parse_millis;
 
 /// A configuration error names the offending field, as a dotted path, so the single log line
 /// Envoy shows is enough to fix it.

@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::authenticator::Verified;
-use crate::reason::Reason;
+use crate::authn::Verified;
+use crate::deny::Reason;
 
 pub const NEGATIVE_CACHE_SIZE: usize = 1024;
 

@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_reason() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for r in Reason::all() {
             assert!(readme.contains(&format!("`{}`", r.as_str())), "README lacks `{}`", r.as_str());
         }

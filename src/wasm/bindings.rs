@@ -10,10 +10,10 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as WasmAction, ContextType};
 
 use super::abi::{self, ProxyHost};
+use crate::policy::Config;
 #[cfg(feature = "crash-test")]
-use super::host::Host;
-use super::plugin::{unavailable, Action, Plugin};
-use crate::config::Config;
+use crate::runtime::host::Host;
+use crate::runtime::{unavailable, Action, Plugin};
 
 /// How often the root context wakes to start refreshes and enforce deadlines.
 const TICK: Duration = Duration::from_millis(200);
@@ -133,7 +133,7 @@ impl HttpContext for Http {
 #[allow(clippy::panic)]
 fn crash_if_asked(host: &ProxyHost) {
     let headers = host.request_header_map().unwrap_or_default();
-    if crate::header_map::parse(&headers).iter().any(|(k, _)| *k == "x-jwt-guard-test-crash") {
+    if crate::runtime::header_map::parse(&headers).iter().any(|(k, _)| *k == "x-jwt-guard-test-crash") {
         panic!("jwt-guard: crash requested by x-jwt-guard-test-crash (crash-test build)");
     }
 }

@@ -1,5 +1,5 @@
 //! Signature verification: jsonwebtoken's RustCrypto verifiers, with faster ones for RS256/384/512
-//! (`fast_rsa`), ES256 and ES384 (`fast_ecdsa`) where the key was prepared for them.
+//! (`rsa`), ES256 and ES384 (`ecdsa`) where the key was prepared for them.
 //!
 //! Keys are prepared when a key set is adopted (`prepare`), never on a request: a request costs
 //! at most its signature checks. A key that was not prepared (past the cap, or of a size the
@@ -12,7 +12,7 @@
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
-use crate::{fast_ecdsa, fast_rsa};
+use super::{ecdsa, rsa};
 
 /// Which fast verifier a key can be prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +24,9 @@ pub enum Curve {
 
 /// A key set up for its fast verifier.
 pub enum Prepared {
-    Rsa(fast_rsa::PublicKey),
-    Es256(fast_ecdsa::es256::PublicKey),
-    Es384(fast_ecdsa::es384::PublicKey),
+    Rsa(rsa::PublicKey),
+    Es256(ecdsa::es256::PublicKey),
+    Es384(ecdsa::es384::PublicKey),
 }
 
 impl std::fmt::Debug for Prepared {
@@ -43,12 +43,12 @@ impl std::fmt::Debug for Prepared {
 /// multiples for ECDSA. `None` for keys it does not take.
 pub fn prepare(curve: Curve, key: &DecodingKey) -> Option<Prepared> {
     match (curve, key.kind()) {
-        (Curve::Rsa, DecodingKeyKind::RsaModulusExponent { n, e }) => fast_rsa::PublicKey::new(n, e).map(Prepared::Rsa),
+        (Curve::Rsa, DecodingKeyKind::RsaModulusExponent { n, e }) => rsa::PublicKey::new(n, e).map(Prepared::Rsa),
         (Curve::P256, DecodingKeyKind::SecretOrDer(sec1)) => {
-            fast_ecdsa::es256::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es256)
+            ecdsa::es256::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es256)
         }
         (Curve::P384, DecodingKeyKind::SecretOrDer(sec1)) => {
-            fast_ecdsa::es384::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es384)
+            ecdsa::es384::PublicKey::from_sec1_bytes(sec1).map(Prepared::Es384)
         }
         _ => None,
     }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::reason::{ErrorCode, Reason};
+use crate::deny::{ErrorCode, Reason};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

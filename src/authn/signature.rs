@@ -4,9 +4,9 @@
 
 use jsonwebtoken::Algorithm;
 
-use crate::crypto_provider;
+use crate::crypto;
+use crate::deny::Reason;
 use crate::jwks::{KeySet, SelectError};
-use crate::reason::Reason;
 use crate::token::Jwt;
 
 /// Finds the keys for the token and checks its signature. Key selection errors come first
@@ -16,9 +16,7 @@ pub fn verify_signature(jwt: &Jwt<'_>, alg: Algorithm, keys: &KeySet) -> Result<
         // An Err here is a key the crypto backend refuses (for instance an EC point not on the
         // curve); it cannot verify anything, so it counts as a failed candidate.
         let prepared = key.prepared.as_deref();
-        if let Ok(true) =
-            crypto_provider::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, prepared, alg)
-        {
+        if let Ok(true) = crypto::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, prepared, alg) {
             return Ok(());
         }
     }

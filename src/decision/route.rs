@@ -3,7 +3,7 @@
 //! normalization (`//`, `%2F`, `..`) is Envoy's job: the shipped configs turn on
 //! `normalize_path` and `merge_slashes` so `/admin` cannot be reached as `//admin`.
 
-use crate::config::{PathMatch, Rule};
+use crate::policy::{PathMatch, Rule};
 
 pub fn find_rule<'a>(rules: &'a [Rule], method: &str, path: &str) -> Option<&'a Rule> {
     let path = path.split_once('?').map(|(p, _)| p).unwrap_or(path);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::base64url;
-use crate::crypto_provider::{prepare, Curve, Prepared};
+use crate::crypto::{prepare, Curve, Prepared};
+use crate::token::base64url;
 
 /// A token is checked against at most this many keys: an issuer's previous, current and next
 /// key (Envoy's own jwt_authn tests send kid-less tokens against a JWKS of three). Trying every

@@ -2,8 +2,8 @@
 //! in a log, a response and a dashboard all say the same word. Names are flat (Envoy shows
 //! wasm metrics as `wasmcustom.<name>`, Prometheus as `envoy_wasmcustom_<name with _>`).
 
-use crate::fetch_error::FetchError;
-use crate::reason::Reason;
+use crate::deny::Reason;
+use crate::refresh::fetch_error::FetchError;
 
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 

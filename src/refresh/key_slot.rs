@@ -12,10 +12,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{KeySource, Provider, RemoteJwks};
-use crate::engine::{KeyState, KidRefetch};
-use crate::fetch_error::FetchError;
+use super::fetch_error::FetchError;
 use crate::jwks::KeySet;
+use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::{KeySource, Provider, RemoteJwks};
 
 /// Bodies larger than this are refused without parsing.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;

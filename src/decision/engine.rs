@@ -4,35 +4,14 @@
 
 use std::rc::Rc;
 
-use crate::authenticator::{authenticate, Verified};
-use crate::cache::TokenCache;
-use crate::config::{Config, Requirement};
-use crate::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
-use crate::jwks::KeySet;
-use crate::matcher::find_rule;
-use crate::reason::Reason;
-use crate::response::{for_reason, Response};
-
-/// Whether a token with an unknown `kid` may wait for a refetch of the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KidRefetch {
-    /// The rate limit allows one: ask for it and wait.
-    Allowed,
-    /// One is asked for or under way: wait for it.
-    Pending,
-    /// One ran recently (or keys are local): the kid is unknown, full stop.
-    Exhausted,
-}
-
-/// A provider's keys as the request sees them.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyState<'a> {
-    Ready(&'a KeySet, KidRefetch),
-    /// Not loaded yet, fetch under way: the request waits.
-    Loading,
-    /// Never loaded and the wait is over: 503.
-    Unavailable,
-}
+use crate::authn::{authenticate, Verified};
+use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::decision::route::find_rule;
+use crate::decision::token_cache::TokenCache;
+use crate::deny::response::{for_reason, Response};
+use crate::deny::Reason;
+use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::{Config, Requirement};
 
 pub struct Request<'a> {
     pub method: &'a str,

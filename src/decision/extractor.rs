@@ -2,8 +2,8 @@
 //! and cookies. A client must use exactly one method, so tokens in two places, repeated
 //! Authorization headers and empty bearer values are refused as malformed requests (400).
 
-use crate::config::{Extraction, HeaderSource};
-use crate::reason::Reason;
+use crate::deny::Reason;
+use crate::policy::{Extraction, HeaderSource};
 
 /// Request headers as the host gives them: lower-case names, raw value bytes (values need not
 /// be UTF-8, and must not be able to panic us).

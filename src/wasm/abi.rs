@@ -9,8 +9,8 @@ use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::host::{Host, HostResult, HostStatus};
-use crate::header_map;
+use crate::runtime::header_map;
+use crate::runtime::host::{Host, HostResult, HostStatus};
 
 const MAP_REQUEST_HEADERS: u32 = 0;
 const MAP_CALL_RESPONSE_HEADERS: u32 = 6;

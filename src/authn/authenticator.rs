@@ -7,12 +7,12 @@
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
-use crate::classify::{classify, Kind};
-use crate::config::{normalize_typ, parse_algorithm, Provider};
+use crate::authn::signature::{has_candidate, verify_signature};
+use crate::authn::token_kind::{classify, Kind};
+use crate::deny::Reason;
 use crate::jwks::KeySet;
-use crate::reason::Reason;
+use crate::policy::{normalize_typ, parse_algorithm, Provider};
 use crate::token::{self, Shape};
-use crate::verifier::{has_candidate, verify_signature};
 
 /// What a verified token contributes to the request: everything the decision and the
 /// forwarded headers need, so a cache can hold it instead of the token's parse tree.

@@ -1,0 +1,8 @@
+//! One provider's verdict on one token: the checks in order, access versus ID token, the
+//! signature against the key set.
+
+mod authenticator;
+pub mod signature;
+pub mod token_kind;
+
+pub use authenticator::*;

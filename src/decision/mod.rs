@@ -1,0 +1,9 @@
+//! One request's verdict: the route's rule, token extraction, the requirement tree over
+//! providers, the verified-token cache, and what to change in the request.
+
+mod engine;
+pub mod extractor;
+pub mod route;
+pub mod token_cache;
+
+pub use engine::*;

@@ -1,0 +1,7 @@
+//! The configuration: its wire form (jwt_authn's field names), validation with field paths,
+//! and the compiled form every other stage reads.
+
+mod config;
+pub mod duration;
+
+pub use config::*;

@@ -1,0 +1,10 @@
+//! Per-VM sequencing against the `Host` trait: requests paused for keys, keys kept in step
+//! with the shared record, telemetry. Tested with a fake host; `wasm` binds it to Envoy.
+
+pub mod header_map;
+pub mod host;
+pub mod log_limit;
+pub mod metrics;
+mod plugin;
+
+pub use plugin::*;

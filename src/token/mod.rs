@@ -1,0 +1,6 @@
+//! The token itself: strict JWS parsing, base64url, the JSON rules, log-safe summaries.
+
+pub mod base64url;
+mod jws;
+
+pub use jws::*;
