@@ -16,8 +16,9 @@ use jsonwebtoken::Algorithm;
 use jwt_guard::authn::{authenticate, check_time};
 use jwt_guard::deny::Reason;
 use jwt_guard::jwks::KeySet;
-use jwt_guard::policy::{parse_algorithm, Config, KeySource, Provider, DEFAULT_ALGORITHMS};
+use jwt_guard::policy::{Config, KeySource, Provider, DEFAULT_ALGORITHMS};
 use jwt_guard::token;
+use jwt_guard::token::vocabulary::parse_algorithm;
 use serde_json::Value;
 
 fn dir() -> PathBuf {

@@ -11,7 +11,8 @@ use crate::authn::signature::{has_candidate, verify_signature};
 use crate::authn::token_kind::{classify, Kind};
 use crate::deny::Reason;
 use crate::jwks::KeySet;
-use crate::policy::{normalize_typ, parse_algorithm, Provider};
+use crate::policy::Provider;
+use crate::token::vocabulary::{normalize_typ, parse_algorithm};
 use crate::token::{self, Shape};
 
 /// What a verified token contributes to the request: everything the decision and the

@@ -2,7 +2,8 @@
 //! token's own signals tell them apart. The order is fixed and documented (README, decision
 //! table): an explicit access-token `typ` wins over everything else.
 
-use crate::policy::{normalize_typ, Provider};
+use crate::policy::Provider;
+use crate::token::vocabulary::normalize_typ;
 use crate::token::{Claims, Header};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,6 +58,16 @@ impl SharedState {
     }
 }
 
+/// Shared-data keys, per JWKS URI: providers with the same URI share one fetch. The record
+/// and the raw body it describes sit under two keys, so the record stays small to CAS.
+pub fn state_key(uri: &str) -> String {
+    format!("jwt-guard/v1/{uri}/state")
+}
+
+pub fn body_key(uri: &str) -> String {
+    format!("jwt-guard/v1/{uri}/jwks")
+}
+
 /// The stored body: its generation and fetch time travel with it, so a reader never pairs a
 /// body with the wrong record.
 pub fn encode_body(generation: u64, fetched_ms: u64, body: &[u8]) -> Vec<u8> {

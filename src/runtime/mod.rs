@@ -3,8 +3,10 @@
 
 pub mod header_map;
 pub mod host;
+mod key_sync;
 pub mod log_limit;
 pub mod metrics;
 mod plugin;
+mod telemetry;
 
 pub use plugin::*;

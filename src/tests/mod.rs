@@ -1,8 +1,11 @@
-mod authenticator;
-mod config;
-mod engine;
+//! Unit tests of each stage's behaviour through its public API, one file (or folder) per
+//! stage of `src/`. Tests of a file's private helpers stay in that file.
+
+mod authn;
+mod decision;
 mod extractor;
 mod jwks;
-mod jwks_cache;
-mod plugin;
+mod policy;
+mod refresh;
+mod runtime;
 mod token;

@@ -2,5 +2,6 @@
 
 pub mod base64url;
 mod jws;
+pub mod vocabulary;
 
 pub use jws::*;

@@ -1,9 +1,10 @@
 //! The proxy-wasm calls jwt-guard makes, declared here so that each returns the host's status
 //! as a value. The SDK's `hostcalls` panic on any status they do not expect (a fetch that broke
 //! off makes Envoy answer `get_buffer` with BadArgument), and a panic aborts the VM for every
-//! request on that worker. The one call left to the SDK is `dispatch_http_call`: it must
-//! register the call with the SDK's dispatcher, which delivers the answer, and Envoy's httpCall
-//! returns only the statuses the SDK expects (Ok, BadArgument, InternalFailure).
+//! request on that worker. The one call left to the SDK is `dispatch_http_call` (in
+//! `bindings`): it must register the call with the SDK's dispatcher, which delivers the
+//! answer, and Envoy's httpCall returns only the statuses the SDK expects (Ok, BadArgument,
+//! InternalFailure).
 
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,8 +188,7 @@ impl Host for ProxyHost {
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
         let headers =
             vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
-        proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout_ms))
-            .map_err(|s| HostStatus(s as u32))
+        super::bindings::dispatch_http_call(cluster, headers, Duration::from_millis(timeout_ms))
     }
 
     fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>> {

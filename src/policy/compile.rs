@@ -1,0 +1,360 @@
+//! From the wire form to the compiled configuration, validating every field and naming it
+//! (as a dotted path) in the error.
+
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+
+use super::config::*;
+use super::duration::parse_millis;
+use super::wire::*;
+use crate::jwks::KeySet;
+use crate::token::vocabulary::{normalize_typ, parse_algorithm};
+
+impl Config {
+    pub fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.name == name)
+    }
+
+    pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_json::from_slice(text).map_err(|e| err("", e.to_string()))?;
+        if raw.providers.is_empty() {
+            return Err(err("providers", "at least one provider is required"));
+        }
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        for (name, value) in raw.providers {
+            let field = format!("providers.{name}");
+            if name.is_empty() {
+                return Err(err("providers", "provider names must not be empty"));
+            }
+            let rp: RawProvider = serde_json::from_value(value).map_err(|e| err(&field, e.to_string()))?;
+            providers.push(compile_provider(&field, name, rp)?);
+        }
+        let realm = raw.realm.unwrap_or_else(|| DEFAULT_REALM.to_string());
+        if realm.is_empty() || !is_quoted_string_safe(&realm) {
+            return Err(err("realm", "must be non-empty printable ASCII without quotes or backslashes"));
+        }
+        let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+        let rules = match raw.rules {
+            None => None,
+            Some(values) => {
+                let mut rules = Vec::with_capacity(values.len());
+                for (i, value) in values.into_iter().enumerate() {
+                    let field = format!("rules[{i}]");
+                    let rr: RawRule = serde_json::from_value(value).map_err(|e| err(&field, e.to_string()))?;
+                    rules.push(compile_rule(&field, rr, &names)?);
+                }
+                Some(rules)
+            }
+        };
+        let mut protected_headers: Vec<String> = Vec::new();
+        for p in &providers {
+            let names = p.claim_to_headers.iter().map(|c| c.header_name.clone());
+            for h in names.chain(p.forward_payload_header.clone()) {
+                if !protected_headers.contains(&h) {
+                    protected_headers.push(h);
+                }
+            }
+        }
+        Ok(Config { providers, realm, rules, protected_headers })
+    }
+}
+
+/// RFC 6750 §3: attribute values are quoted-strings limited to %x20-21 / %x23-5B / %x5D-7E.
+pub fn is_quoted_string_safe(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provider, ConfigError> {
+    if rp.issuer.is_empty() {
+        return Err(err(format!("{field}.issuer"), "must not be empty"));
+    }
+    if rp.audiences.is_empty() {
+        return Err(err(format!("{field}.audiences"), "must list at least one audience (the API identifier)"));
+    }
+    if rp.audiences.iter().any(|a| a.is_empty() || !is_quoted_string_safe(a)) {
+        return Err(err(format!("{field}.audiences"), "audiences must be non-empty printable ASCII"));
+    }
+    let algorithms = match &rp.algorithms {
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(list) => {
+            if list.is_empty() {
+                return Err(err(format!("{field}.algorithms"), "must not be empty"));
+            }
+            let mut algs = Vec::with_capacity(list.len());
+            for name in list {
+                algs.push(parse_algorithm(name).map_err(|m| err(format!("{field}.algorithms"), m))?);
+            }
+            algs
+        }
+    };
+    let uses_hmac = algorithms.iter().any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let keys = match (rp.remote_jwks, rp.local_jwks, rp.discovery) {
+        (Some(remote), None, None) => {
+            if uses_hmac {
+                return Err(err(
+                    format!("{field}.algorithms"),
+                    "HS256/HS384/HS512 need a shared secret: use local_jwks with an `oct` key, never remote_jwks",
+                ));
+            }
+            KeySource::Remote(compile_remote(&format!("{field}.remote_jwks"), remote, false)?)
+        }
+        (None, None, Some(discovery)) => {
+            if uses_hmac {
+                return Err(err(
+                    format!("{field}.algorithms"),
+                    "HS256/HS384/HS512 need a shared secret: use local_jwks with an `oct` key, never discovery",
+                ));
+            }
+            KeySource::Remote(compile_remote(&format!("{field}.discovery"), discovery, true)?)
+        }
+        (None, Some(local), None) => {
+            let f = format!("{field}.local_jwks.inline_string");
+            let set = KeySet::parse(local.inline_string.as_bytes()).map_err(|e| err(&f, e.to_string()))?;
+            if set.is_empty() {
+                return Err(err(&f, "contains no usable key"));
+            }
+            if uses_hmac && !set.has_symmetric_key() {
+                return Err(err(&f, "HS* algorithms are listed but the JWKS has no `oct` key"));
+            }
+            KeySource::Local(set)
+        }
+        _ => return Err(err(field, "exactly one of remote_jwks, local_jwks and discovery is required")),
+    };
+    let headers = match rp.from_headers {
+        None => vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }],
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, h) in list.into_iter().enumerate() {
+                let lname = h.name.to_ascii_lowercase();
+                if !is_header_name(&lname) || lname.starts_with(':') {
+                    return Err(err(format!("{field}.from_headers[{i}].name"), "must be an HTTP header name"));
+                }
+                out.push(HeaderSource { name: lname, value_prefix: h.value_prefix.filter(|p| !p.is_empty()) });
+            }
+            out
+        }
+    };
+    for (i, p) in rp.from_params.iter().enumerate() {
+        if p.is_empty() {
+            return Err(err(format!("{field}.from_params[{i}]"), "must not be empty"));
+        }
+    }
+    for (i, c) in rp.from_cookies.iter().enumerate() {
+        if c.is_empty() || c.contains(['=', ';', ' ']) {
+            return Err(err(format!("{field}.from_cookies[{i}]"), "must be a cookie name"));
+        }
+    }
+    if headers.is_empty() && rp.from_params.is_empty() && rp.from_cookies.is_empty() {
+        return Err(err(
+            field,
+            "from_headers is empty and no from_params or from_cookies are set: no token could ever be found",
+        ));
+    }
+    let forward_payload_header = match rp.forward_payload_header {
+        None => None,
+        Some(h) => {
+            let l = h.to_ascii_lowercase();
+            if !is_header_name(&l) {
+                return Err(err(format!("{field}.forward_payload_header"), "must be an HTTP header name"));
+            }
+            Some(l)
+        }
+    };
+    let mut claim_to_headers = Vec::with_capacity(rp.claim_to_headers.len());
+    for (i, c) in rp.claim_to_headers.into_iter().enumerate() {
+        let l = c.header_name.to_ascii_lowercase();
+        if !is_header_name(&l) {
+            return Err(err(format!("{field}.claim_to_headers[{i}].header_name"), "must be an HTTP header name"));
+        }
+        if headers.iter().any(|h| h.name == l) || l == "authorization" {
+            return Err(err(
+                format!("{field}.claim_to_headers[{i}].header_name"),
+                "must not be a header a token is read from",
+            ));
+        }
+        let claim_path: Vec<String> = c.claim_name.split('.').map(str::to_string).collect();
+        if claim_path.iter().any(String::is_empty) {
+            return Err(err(
+                format!("{field}.claim_to_headers[{i}].claim_name"),
+                "must be a claim name, dotted for nested claims",
+            ));
+        }
+        claim_to_headers.push(ClaimToHeader { header_name: l, claim_path });
+    }
+    let max_lifetime_seconds = match rp.max_lifetime {
+        None => None,
+        Some(text) => {
+            let ms = parse_millis(&text).map_err(|m| err(format!("{field}.max_lifetime"), m))?;
+            if ms == 0 {
+                return Err(err(format!("{field}.max_lifetime"), "must be greater than zero"));
+            }
+            Some(ms.div_ceil(1000))
+        }
+    };
+    let require_typ = match rp.require_typ {
+        None => None,
+        Some(t) if t.is_empty() => return Err(err(format!("{field}.require_typ"), "must not be empty")),
+        Some(t) => Some(normalize_typ(&t)),
+    };
+    let jwt_cache_size = rp.jwt_cache_config.and_then(|c| c.jwt_cache_size).unwrap_or(DEFAULT_JWT_CACHE_SIZE);
+    let max_token_size = rp.max_token_size.unwrap_or(DEFAULT_MAX_TOKEN_SIZE);
+    if max_token_size < 16 {
+        return Err(err(format!("{field}.max_token_size"), "must be at least 16 bytes"));
+    }
+    Ok(Provider {
+        name,
+        issuer: Some(rp.issuer),
+        audiences: rp.audiences,
+        keys,
+        extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies },
+        forward: rp.forward,
+        forward_payload_header,
+        claim_to_headers,
+        clock_skew_seconds: rp.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS),
+        max_lifetime_seconds,
+        require_expiration: rp.require_expiration.unwrap_or(true),
+        algorithms,
+        id_token_audiences: rp.id_token_audiences,
+        id_token_claims: rp
+            .id_token_claims
+            .unwrap_or_else(|| DEFAULT_ID_TOKEN_CLAIMS.iter().map(|s| s.to_string()).collect()),
+        require_typ,
+        allowed_client_ids: rp.allowed_client_ids,
+        jwt_cache_size,
+        max_token_size,
+    })
+}
+
+fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<RemoteJwks, ConfigError> {
+    let uri = raw.http_uri.uri;
+    let cluster = match raw.http_uri.cluster {
+        Some(c) if !c.is_empty() => c,
+        _ => {
+            return Err(err(
+                format!("{field}.http_uri.cluster"),
+                "is required: the Envoy cluster that reaches the JWKS host",
+            ))
+        }
+    };
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+        .ok_or_else(|| err(format!("{field}.http_uri.uri"), "must be an http:// or https:// URL"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') || !is_quoted_string_safe(path) || path.contains(' ') {
+        return Err(err(format!("{field}.http_uri.uri"), "must be an absolute URL with a host"));
+    }
+    let timeout_ms = match raw.http_uri.timeout {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.http_uri.timeout"), m))?,
+    };
+    if timeout_ms == 0 {
+        return Err(err(format!("{field}.http_uri.timeout"), "must be greater than zero"));
+    }
+    let cache_duration_ms = match raw.cache_duration {
+        None => DEFAULT_CACHE_DURATION_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.cache_duration"), m))?,
+    };
+    if cache_duration_ms < 1000 {
+        return Err(err(format!("{field}.cache_duration"), "must be at least 1s"));
+    }
+    let stale_if_error_ms = match raw.stale_if_error {
+        None => DEFAULT_STALE_IF_ERROR_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.stale_if_error"), m))?,
+    };
+    let unknown_kid_refetch_interval_ms = match raw.unknown_kid_refetch_interval {
+        None => DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL_MS,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.unknown_kid_refetch_interval"), m))?,
+    };
+    if unknown_kid_refetch_interval_ms < 1000 {
+        return Err(err(
+            format!("{field}.unknown_kid_refetch_interval"),
+            "must be at least 1s: refetches are rate-limited",
+        ));
+    }
+    Ok(RemoteJwks {
+        authority: authority.to_string(),
+        path: path.to_string(),
+        uri,
+        discovery,
+        cluster,
+        timeout_ms,
+        cache_duration_ms,
+        stale_if_error_ms,
+        unknown_kid_refetch_interval_ms,
+    })
+}
+
+fn compile_rule(field: &str, rr: RawRule, providers: &[String]) -> Result<Rule, ConfigError> {
+    let path = match (rr.matcher.prefix, rr.matcher.path) {
+        (Some(p), None) if p.starts_with('/') => PathMatch::Prefix(p),
+        (None, Some(p)) if p.starts_with('/') => PathMatch::Exact(p),
+        (Some(_), None) | (None, Some(_)) => return Err(err(format!("{field}.match"), "paths must start with `/`")),
+        _ => return Err(err(format!("{field}.match"), "exactly one of prefix and path is required")),
+    };
+    let methods = rr.matcher.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+    let requires = match rr.requires {
+        None => None,
+        Some(v) => Some(compile_requirement(&format!("{field}.requires"), &v, providers)?),
+    };
+    if requires.is_none() && !rr.scopes.is_empty() {
+        return Err(err(format!("{field}.scopes"), "scopes need a `requires` on the same rule"));
+    }
+    if rr.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || !is_quoted_string_safe(s)) {
+        return Err(err(format!("{field}.scopes"), "scopes must be non-empty printable ASCII without spaces"));
+    }
+    Ok(Rule { matcher: RouteMatch { path, methods }, requires, scopes: rr.scopes })
+}
+
+fn compile_requirement(field: &str, v: &Value, providers: &[String]) -> Result<Requirement, ConfigError> {
+    let obj = v.as_object().ok_or_else(|| err(field, "must be an object"))?;
+    if obj.len() != 1 {
+        return Err(err(field, "must have exactly one of provider_name, requires_any, requires_all, allow_missing, allow_missing_or_failed"));
+    }
+    let Some((key, inner)) = obj.iter().next() else {
+        return Err(err(field, "must not be empty"));
+    };
+    let f = format!("{field}.{key}");
+    match key.as_str() {
+        "provider_name" => {
+            let name = inner.as_str().ok_or_else(|| err(&f, "must be a string"))?;
+            providers
+                .iter()
+                .position(|p| p == name)
+                .map(Requirement::Provider)
+                .ok_or_else(|| err(&f, format!("unknown provider {name:?}")))
+        }
+        "requires_any" | "requires_all" => {
+            let inner_obj = inner.as_object().ok_or_else(|| err(&f, "must be an object"))?;
+            if let Some(extra) = inner_obj.keys().find(|k| *k != "requirements") {
+                return Err(err(&f, format!("unknown field `{extra}`, expected `requirements`")));
+            }
+            let list = inner_obj
+                .get("requirements")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err(format!("{f}.requirements"), "must be a list"))?;
+            if list.len() < 2 {
+                return Err(err(format!("{f}.requirements"), "must list at least two requirements"));
+            }
+            let mut reqs = Vec::with_capacity(list.len());
+            for (i, r) in list.iter().enumerate() {
+                reqs.push(compile_requirement(&format!("{f}.requirements[{i}]"), r, providers)?);
+            }
+            Ok(if key == "requires_any" { Requirement::Any(reqs) } else { Requirement::All(reqs) })
+        }
+        "allow_missing" | "allow_missing_or_failed" => {
+            if !inner.as_object().is_some_and(|o| o.is_empty()) {
+                return Err(err(&f, "must be an empty object {}"));
+            }
+            Ok(if key == "allow_missing" { Requirement::AllowMissing } else { Requirement::AllowMissingOrFailed })
+        }
+        other => Err(err(field, format!("unknown requirement `{other}`"))),
+    }
+}

@@ -1,0 +1,134 @@
+//! The configuration as it arrives: JSON with jwt_authn's field names, deserialized strictly
+//! (unknown fields are errors). `compile` turns it into the types the request path reads.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) providers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub(super) realm: Option<String>,
+    #[serde(default)]
+    pub(super) rules: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub(super) issuer: String,
+    pub(super) audiences: Vec<String>,
+    #[serde(default)]
+    pub(super) remote_jwks: Option<RawRemoteJwks>,
+    #[serde(default)]
+    pub(super) local_jwks: Option<RawDataSource>,
+    #[serde(default)]
+    pub(super) discovery: Option<RawRemoteJwks>,
+    #[serde(default)]
+    pub(super) from_headers: Option<Vec<RawHeader>>,
+    #[serde(default)]
+    pub(super) from_params: Vec<String>,
+    #[serde(default)]
+    pub(super) from_cookies: Vec<String>,
+    #[serde(default)]
+    pub(super) forward: bool,
+    #[serde(default)]
+    pub(super) forward_payload_header: Option<String>,
+    #[serde(default)]
+    pub(super) claim_to_headers: Vec<RawClaimToHeader>,
+    #[serde(default)]
+    pub(super) clock_skew_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) max_lifetime: Option<String>,
+    #[serde(default)]
+    pub(super) require_expiration: Option<bool>,
+    #[serde(default)]
+    pub(super) algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) id_token_audiences: Vec<String>,
+    #[serde(default)]
+    pub(super) id_token_claims: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) require_typ: Option<String>,
+    #[serde(default)]
+    pub(super) allowed_client_ids: Vec<String>,
+    #[serde(default)]
+    pub(super) jwt_cache_config: Option<RawJwtCacheConfig>,
+    #[serde(default)]
+    pub(super) max_token_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRemoteJwks {
+    pub(super) http_uri: RawHttpUri,
+    #[serde(default)]
+    pub(super) cache_duration: Option<String>,
+    #[serde(default)]
+    pub(super) stale_if_error: Option<String>,
+    #[serde(default)]
+    pub(super) unknown_kid_refetch_interval: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttpUri {
+    pub(super) uri: String,
+    #[serde(default)]
+    pub(super) cluster: Option<String>,
+    #[serde(default)]
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataSource {
+    pub(super) inline_string: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeader {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) value_prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClaimToHeader {
+    pub(super) header_name: String,
+    pub(super) claim_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwtCacheConfig {
+    #[serde(default)]
+    pub(super) jwt_cache_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    #[serde(rename = "match")]
+    pub(super) matcher: RawMatch,
+    #[serde(default)]
+    pub(super) requires: Option<Value>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMatch {
+    #[serde(default)]
+    pub(super) prefix: Option<String>,
+    #[serde(default)]
+    pub(super) path: Option<String>,
+    #[serde(default)]
+    pub(super) methods: Vec<String>,
+}
