@@ -19,7 +19,7 @@ use jwt_guard::policy::{Config, KeySource};
 use jwt_guard::token::{self, base64url};
 use serde_json::json;
 
-const JWKS: &str = include_str!("../src/testdata/jwks.json");
+use jwt_guard::testkit::JWKS;
 
 fn sign(alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
     let header = json!({"alg": format!("{alg:?}"), "kid": kid, "typ": "at+jwt"}).to_string();

@@ -19,7 +19,7 @@ pub mod token;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;

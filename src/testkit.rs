@@ -1,5 +1,9 @@
 //! Test helpers: fixed keys (generated once, in `testdata/`), configs and token minting with
-//! arbitrary headers and claims.
+//! arbitrary headers and claims. Unit tests use it directly; tests/ and benches/ through the
+//! `testkit` feature, so test constants are defined once.
+
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};

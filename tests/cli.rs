@@ -10,9 +10,7 @@ use std::process::{Command, Output, Stdio};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
-const JWKS: &str = include_str!("../src/testdata/jwks.json");
-const ISS: &str = "https://issuer.test/";
-const API: &str = "https://api.test";
+use jwt_guard::testkit::{API, ISS, JWKS};
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("jwt-guard-cli-{}", std::process::id()));

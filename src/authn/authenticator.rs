@@ -165,7 +165,7 @@ pub fn authenticate_traced<T: Tracer>(
     t.passed(Check::Typ);
     check_lifetime(provider, claims.exp, claims.iat)?;
     t.passed(Check::Lifetime);
-    check_client(provider, &claims.all)?;
+    check_client(provider, claims)?;
     t.passed(Check::Client);
     Ok(Verified {
         exp: claims.exp,
@@ -189,10 +189,16 @@ fn check_algorithm(provider: &Provider, alg: &str) -> Result<Algorithm, Reason> 
 
 /// `exp` is exclusive (RFC 7519 §4.1.4: valid only *before* it) and `nbf` inclusive; both get
 /// the provider's skew.
+/// The one expiry rule: `exp` has passed once `now` reaches it plus the clock skew. The token
+/// cache asks it too, so a cached verdict never outlives the check that made it.
+pub fn expired(exp: u64, now: u64, skew: u64) -> bool {
+    now >= exp.saturating_add(skew)
+}
+
 pub fn check_time(provider: &Provider, exp: Option<u64>, nbf: Option<u64>, now: u64) -> Result<(), Reason> {
     let skew = provider.clock_skew_seconds;
     match exp {
-        Some(exp) if now >= exp.saturating_add(skew) => return Err(Reason::Expired),
+        Some(exp) if expired(exp, now, skew) => return Err(Reason::Expired),
         None if provider.require_expiration => return Err(Reason::Lifetime("the token has no `exp` claim")),
         _ => {}
     }
@@ -216,13 +222,11 @@ fn check_lifetime(provider: &Provider, exp: Option<u64>, iat: Option<u64>) -> Re
     }
 }
 
-/// RFC 9068 `client_id`, falling back to OIDC `azp` (Auth0 and Okta access tokens use `azp`).
-fn check_client(provider: &Provider, claims: &serde_json::Map<String, Value>) -> Result<(), Reason> {
+fn check_client(provider: &Provider, claims: &token::Claims) -> Result<(), Reason> {
     if provider.allowed_client_ids.is_empty() {
         return Ok(());
     }
-    let client = claims.get("client_id").or_else(|| claims.get("azp")).and_then(Value::as_str);
-    match client {
+    match claims.client_id() {
         Some(c) if provider.allowed_client_ids.iter().any(|a| a == c) => Ok(()),
         _ => Err(Reason::Client),
     }

@@ -26,6 +26,22 @@ enum Exponent {
     Three,
 }
 
+impl Exponent {
+    fn of(e: &[u8]) -> Option<Exponent> {
+        match strip_leading_zeros(e) {
+            [0x01, 0x00, 0x01] => Some(Exponent::F4),
+            [0x03] => Some(Exponent::Three),
+            _ => None,
+        }
+    }
+}
+
+/// The one public-exponent rule: 65537 or 3. Other exponents are refused when a key set is
+/// parsed, and this verifier takes exactly these.
+pub fn is_supported_exponent(e: &[u8]) -> bool {
+    Exponent::of(e).is_some()
+}
+
 struct Monty<const L: usize> {
     n: Uint<L>,
     params: DynResidueParams<L>,
@@ -84,19 +100,16 @@ pub struct PublicKey {
     e: Exponent,
 }
 
-fn strip(bytes: &[u8]) -> &[u8] {
+/// A big-endian integer without its leading zero bytes (JWK `n` and `e` may carry them).
+pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
 }
 
 impl PublicKey {
     pub fn new(n: &[u8], e: &[u8]) -> Option<PublicKey> {
-        let e = match strip(e) {
-            [0x01, 0x00, 0x01] => Exponent::F4,
-            [0x03] => Exponent::Three,
-            _ => return None,
-        };
-        let n = strip(n);
+        let e = Exponent::of(e)?;
+        let n = strip_leading_zeros(n);
         let modulus = match n.len() {
             256 => Modulus::R2048(Box::new(Monty::new(n)?)),
             384 => Modulus::R3072(Box::new(Monty::new(n)?)),

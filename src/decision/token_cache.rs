@@ -112,7 +112,7 @@ impl TokenCache {
     /// claims, or a permanent rejection.
     pub fn get(&mut self, token: &str, now: u64, skew: u64) -> Option<Result<Rc<Verified>, Reason>> {
         if let Some(v) = self.verified.get(token) {
-            if v.exp.is_none_or(|exp| now < exp.saturating_add(skew)) {
+            if v.exp.is_none_or(|exp| !crate::authn::expired(exp, now, skew)) {
                 let v = v.clone();
                 self.hits += 1;
                 return Some(Ok(v));

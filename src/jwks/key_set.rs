@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
+use crate::crypto::rsa::{is_supported_exponent, strip_leading_zeros};
 use crate::crypto::{prepare, Curve, Prepared};
 use crate::token::base64url;
 
@@ -260,7 +261,7 @@ fn parse_key(jwk: &Value) -> Result<Key, String> {
             let e = b64_member(jwk, "e")?;
             let n = strip_leading_zeros(&n);
             let e = strip_leading_zeros(&e);
-            if e != [0x01, 0x00, 0x01] && e != [0x03] {
+            if !is_supported_exponent(e) {
                 return Err("RSA exponent must be 3 or 65537".into());
             }
             if !RSA_BYTES.contains(&n.len()) {
@@ -321,9 +322,4 @@ fn curve_of(family: Family) -> Option<Curve> {
         Family::P384 => Some(Curve::P384),
         Family::Ed25519 | Family::Oct => None,
     }
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
 }

@@ -240,14 +240,8 @@ fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<Re
             ))
         }
     };
-    let rest = uri
-        .strip_prefix("https://")
-        .or_else(|| uri.strip_prefix("http://"))
+    let (authority, path) = split_http_url(&uri)
         .ok_or_else(|| err(format!("{field}.http_uri.uri"), "must be an http:// or https:// URL"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
     if authority.is_empty() || authority.contains('@') || !is_quoted_string_safe(path) || path.contains(' ') {
         return Err(err(format!("{field}.http_uri.uri"), "must be an absolute URL with a host"));
     }

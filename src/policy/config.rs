@@ -23,6 +23,16 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// An `http://` or `https://` URL as the authority and the path (`/` when it has none): the
+/// one way a JWKS, discovery or `jwks_uri` address is taken apart. `None` for other schemes.
+pub fn split_http_url(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"))?;
+    Some(match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    })
+}
+
 pub(super) fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), message: message.into() }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::fetch_error::FetchError;
 use crate::jwks::KeySet;
 use crate::jwks::{KeyState, KidRefetch};
-use crate::policy::{KeySource, Provider, RemoteJwks};
+use crate::policy::{split_http_url, KeySource, Provider, RemoteJwks};
 
 /// Bodies larger than this are refused without parsing.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -337,14 +337,7 @@ impl KeySlot {
             return Err(format!("issuer {doc_issuer:?} is not the configured issuer {:?}", issuer.unwrap_or("")));
         }
         let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or("no `jwks_uri`")?;
-        let rest = jwks_uri
-            .strip_prefix("https://")
-            .or_else(|| jwks_uri.strip_prefix("http://"))
-            .ok_or("`jwks_uri` is not an http(s) URL")?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
+        let (authority, path) = split_http_url(jwks_uri).ok_or("`jwks_uri` is not an http(s) URL")?;
         if !authority.eq_ignore_ascii_case(&r.authority) {
             return Err(format!("`jwks_uri` host {authority:?} is not the discovery host {:?}", r.authority));
         }

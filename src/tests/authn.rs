@@ -381,3 +381,13 @@ fn long_claim_values_are_not_forwarded() {
     let t = access_token(json!({"name": "short"}));
     assert_eq!(check(p, &t, NOW).unwrap().claim_headers.len(), 1);
 }
+
+#[test]
+fn expiry_is_one_rule_with_the_skew() {
+    use crate::authn::expired;
+    assert!(!expired(100, 99, 0));
+    assert!(expired(100, 100, 0), "exp is the first instant the token is invalid");
+    assert!(!expired(100, 159, 60));
+    assert!(expired(100, 160, 60));
+    assert!(!expired(u64::MAX, u64::MAX - 1, 60), "no overflow");
+}

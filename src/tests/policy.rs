@@ -271,3 +271,11 @@ fn hmac_needs_local_oct_key_and_never_remote() {
         "remote_jwks": {"http_uri": {"uri": "https://x/j", "cluster": "c"}}}));
     assert!(field_of(remote).contains("never remote_jwks"));
 }
+
+#[test]
+fn http_urls_split_into_authority_and_path() {
+    assert_eq!(split_http_url("https://idp.test/a/jwks.json"), Some(("idp.test", "/a/jwks.json")));
+    assert_eq!(split_http_url("http://idp.test:8080"), Some(("idp.test:8080", "/")));
+    assert_eq!(split_http_url("ftp://idp.test/x"), None);
+    assert_eq!(split_http_url("idp.test/x"), None);
+}

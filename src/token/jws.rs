@@ -49,6 +49,14 @@ pub struct Claims {
     pub all: Map<String, Value>,
 }
 
+impl Claims {
+    /// The client the token was issued to: RFC 9068 `client_id`, falling back to OIDC `azp`
+    /// (Auth0 and Okta access tokens carry `azp`).
+    pub fn client_id(&self) -> Option<&str> {
+        self.all.get("client_id").or_else(|| self.all.get("azp")).and_then(Value::as_str)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Jwt<'a> {
     pub header: Header,
@@ -265,13 +273,7 @@ pub fn summarize(token: &str) -> Summary {
     if let Some(c) = parts.next().and_then(|p| parse_claims(p).ok()) {
         out.iss = c.iss.as_deref().map(clean);
         out.sub = c.sub.as_deref().map(clean);
-        let client = c
-            .all
-            .get("client_id")
-            .or_else(|| c.all.get("azp"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| c.aud.first().cloned());
+        let client = c.client_id().map(str::to_string).or_else(|| c.aud.first().cloned());
         out.client = client.as_deref().map(clean);
     }
     out
