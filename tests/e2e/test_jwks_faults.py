@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import API, CLIENT, Stack, auth0_provider
-from jwtguard_support import Signer, request
+from jwtguard_support import Signer, request, wait_until
 
 PANIC = "panicked"
 
@@ -24,15 +24,6 @@ def stat(envoy, name):
 
 def reloads(envoy):
     return {k: v for k, v in envoy.stats("wasm").items() if k.startswith("wasm.jwt_guard.vm_reload")}
-
-
-def wait_until(predicate, timeout, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 class Client(threading.Thread):

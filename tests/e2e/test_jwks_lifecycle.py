@@ -7,7 +7,7 @@ import time
 import uuid
 
 from conftest import API, CLIENT, ISSUER, Stack, auth0_provider
-from jwtguard_support import request
+from jwtguard_support import request, wait_until
 
 
 def bearer(token):
@@ -29,15 +29,6 @@ def single(jwks_settings=None, discovery=False, **stack_kw):
             p["discovery"] = remote
         return {"providers": {"auth0": p}}
     return Stack(build, **stack_kw)
-
-
-def wait_until(predicate, timeout, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def test_jwks_down_at_start_fails_fast_then_recovers_when_it_comes_up():

@@ -272,6 +272,16 @@ class EchoUpstream(_Server):
         self.requests = 0
 
 
+def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
+    """True as soon as `predicate()` is, False if `timeout` seconds pass first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
 # ------------------------------------------------------------------ envoy
 
 
