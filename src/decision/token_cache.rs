@@ -8,10 +8,12 @@
 //!   change for the same token and keys (a bad signature stays bad), so replaying a forged
 //!   token costs a lookup, not a signature check.
 //!
-//! Keys are the token strings themselves in a std `HashMap`, whose SipHash is seeded per
-//! process: an attacker can neither collide entries nor confuse two tokens.
+//! Keys are the token strings themselves, hashed with std's SipHash seeded per process: an
+//! attacker can neither collide entries nor confuse two tokens. Get, put and eviction are
+//! O(1) (the `lru` crate).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::num::NonZeroUsize;
 use std::rc::Rc;
 
 use crate::authn::Verified;
@@ -19,55 +21,47 @@ use crate::deny::Reason;
 
 pub const NEGATIVE_CACHE_SIZE: usize = 1024;
 
-#[derive(Debug)]
-struct Entry<V> {
-    value: V,
-    last_used: u64,
+/// Least-recently-used eviction in O(1) (the `lru` crate), keyed by the token string with
+/// std's SipHash. Capacity 0 turns the cache off.
+struct Lru<V> {
+    map: Option<lru::LruCache<String, V, RandomState>>,
 }
 
-/// A map with least-recently-used eviction. Eviction scans for the oldest entry, which costs
-/// less than one signature check for the cache sizes jwt-guard uses.
-#[derive(Debug)]
-struct Lru<V> {
-    capacity: usize,
-    clock: u64,
-    map: HashMap<String, Entry<V>>,
+impl<V> std::fmt::Debug for Lru<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lru({} entries)", self.len())
+    }
 }
 
 impl<V> Lru<V> {
     fn new(capacity: usize) -> Lru<V> {
-        Lru { capacity, clock: 0, map: HashMap::new() }
+        Lru { map: NonZeroUsize::new(capacity).map(|c| lru::LruCache::with_hasher(c, RandomState::new())) }
     }
 
     fn get(&mut self, key: &str) -> Option<&V> {
-        self.clock += 1;
-        let clock = self.clock;
-        self.map.get_mut(key).map(|e| {
-            e.last_used = clock;
-            &e.value
-        })
+        self.map.as_mut()?.get(key)
     }
 
     fn put(&mut self, key: &str, value: V) {
-        if self.capacity == 0 {
-            return;
+        if let Some(map) = self.map.as_mut() {
+            map.put(key.to_string(), value);
         }
-        self.clock += 1;
-        if self.map.len() >= self.capacity && !self.map.contains_key(key) {
-            let oldest = self.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.map.remove(&k);
-            }
-        }
-        self.map.insert(key.to_string(), Entry { value, last_used: self.clock });
     }
 
     fn remove(&mut self, key: &str) {
-        self.map.remove(key);
+        if let Some(map) = self.map.as_mut() {
+            map.pop(key);
+        }
     }
 
     fn clear(&mut self) {
-        self.map.clear();
+        if let Some(map) = self.map.as_mut() {
+            map.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.as_ref().map_or(0, lru::LruCache::len)
     }
 }
 
@@ -97,15 +91,15 @@ impl TokenCache {
     }
 
     pub fn len(&self) -> usize {
-        self.verified.map.len()
+        self.verified.len()
     }
 
     pub fn rejected_len(&self) -> usize {
-        self.rejected.map.len()
+        self.rejected.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.verified.map.is_empty()
+        self.verified.len() == 0
     }
 
     /// A cached verdict still within `exp` (with the same skew the check used): the verified
