@@ -12,8 +12,9 @@ pub enum FetchError {
     Connect(String),
     /// The connection broke off: reset mid-answer, or a body shorter than its Content-Length.
     Reset(String),
-    /// No complete answer within `timeout` (milliseconds).
-    Timeout(u64),
+    /// No complete answer within `timeout`: our deadline, in milliseconds, or Envoy's own
+    /// (`None`: its 504 does not say how long it waited).
+    Timeout(Option<u64>),
     /// The JWKS host answered with a status other than 2xx.
     Status { status: u32, body_bytes: usize },
     /// The answer's body is larger than `MAX_JWKS_BYTES`; it is not read.
@@ -62,7 +63,7 @@ impl FetchError {
                     FetchError::Reset(reason)
                 }
             }
-            504 if body == b"upstream request timeout" => FetchError::Timeout(0),
+            504 if body == b"upstream request timeout" => FetchError::Timeout(None),
             _ => FetchError::Status { status, body_bytes },
         }
     }
@@ -81,8 +82,8 @@ impl std::fmt::Display for FetchError {
             }
             FetchError::Connect(why) => write!(f, "could not connect to the JWKS host ({why})"),
             FetchError::Reset(why) => write!(f, "the connection broke off before the answer was complete ({why})"),
-            FetchError::Timeout(0) => write!(f, "no complete answer before the timeout"),
-            FetchError::Timeout(ms) => write!(f, "no complete answer within {ms} ms"),
+            FetchError::Timeout(None) => write!(f, "no complete answer before the timeout"),
+            FetchError::Timeout(Some(ms)) => write!(f, "no complete answer within {ms} ms"),
             FetchError::Status { status, body_bytes } if (300..400).contains(status) => write!(
                 f,
                 "status {status} (a redirect, {body_bytes} body bytes): redirects are not followed; \
@@ -138,7 +139,7 @@ mod tests {
             FetchError::Dispatch { cluster: String::new(), status: 2, status_name: "" },
             FetchError::Connect(String::new()),
             FetchError::Reset(String::new()),
-            FetchError::Timeout(1),
+            FetchError::Timeout(Some(1)),
             FetchError::Status { status: 500, body_bytes: 0 },
             FetchError::TooLarge(1),
             FetchError::Invalid(String::new()),

@@ -292,7 +292,7 @@ impl KeySlot {
         match (&self.in_flight, &self.remote) {
             (Some(f), Some(r)) if now_ms >= f.deadline_ms => {
                 self.in_flight = None;
-                Some(FetchError::Timeout(r.timeout_ms))
+                Some(FetchError::Timeout(Some(r.timeout_ms)))
             }
             _ => None,
         }

@@ -148,7 +148,7 @@ fn own_deadline_fires_when_envoy_never_answers() {
     let mut slot = remote_slot(0, false);
     slot.started(1, 0);
     assert_eq!(slot.check_deadline(1_999), None);
-    assert_eq!(slot.check_deadline(2_000), Some(FetchError::Timeout(2_000)));
+    assert_eq!(slot.check_deadline(2_000), Some(FetchError::Timeout(Some(2_000))));
     assert!(!slot.owns(1), "a late answer to the timed-out fetch is ignored");
 }
 

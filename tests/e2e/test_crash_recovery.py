@@ -16,11 +16,6 @@ from jwtguard_support import ROOT, request
 CRASH_WASM = ROOT / "target" / "crash-test" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
 
 
-def reload_stats(envoy):
-    return {k.rsplit(".", 1)[1]: int(v) for k, v in envoy.stats("wasm").items()
-            if k.startswith("wasm.jwt_guard.vm_reload")}
-
-
 @pytest.mark.parametrize("policy", ["FAIL_RELOAD", "FAIL_CLOSED"])
 def test_a_crashed_vm_never_fails_open_and_reload_recovers(policy):
     assert CRASH_WASM.exists(), f"{CRASH_WASM} is missing: run `make build-crash-test`"
@@ -58,7 +53,7 @@ def test_a_crashed_vm_never_fails_open_and_reload_recovers(policy):
         assert all(a in (200, 503) for _, a, _ in seen), sorted({a for _, a, _ in seen})
         down = [at for at, a, _ in seen if a == 503]
         window = max(down) if down else 0.0
-        stats = reload_stats(s.envoy)
+        stats = s.envoy.vm_reloads()
         print(f"\n{policy}: {len(seen)} request pairs in 6 s after the crash; valid client 503 for "
               f"{len(down)} of them, last at {window:.2f} s; reload stats {stats}")
         if policy == "FAIL_RELOAD":

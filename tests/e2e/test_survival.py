@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt as pyjwt
 
 from conftest import API, CLIENT, ISSUER, Stack, auth0_provider
-from jwtguard_support import request
+from jwtguard_support import ROOT, request
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,16 +79,7 @@ def test_memory_stays_bounded_with_100000_distinct_tokens(tmp_path):
                            algorithm="HS256", headers={"kid": "hs-1"}) for i in range(100_000)]
     tokens_file = tmp_path / "tokens.txt"
     tokens_file.write_text("\n".join(tokens) + "\n")
-    script = tmp_path / "tokens.lua"
-    script.write_text("""
-local tokens = {}
-for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = line end
-local i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("GET", "/direct/x", {["Authorization"] = "Bearer " .. tokens[i]})
-end
-""")
+    script = ROOT / "tests" / "support" / "tokens.lua"
     s = Stack(config)
     try:
         s.envoy.start()
@@ -96,11 +87,11 @@ end
         # Warm up with the first 20,000 tokens so allocator arenas and the cache are full.
         head = tmp_path / "head.txt"
         head.write_text("\n".join(tokens[:20_000]) + "\n")
-        wrk(s.listen, 3, script, {"TOKENS_FILE": str(head)})
+        wrk(s.listen, 3, script, {"TOKENS_FILE": str(head), "TOKENS_PATH": "/direct/x"})
         rss_before = s.envoy.rss_kib()
         sent, rounds = 0, 0
         while sent < 200_000 and rounds < 10:
-            n, _ = wrk(s.listen, 10, script, {"TOKENS_FILE": str(tokens_file)})
+            n, _ = wrk(s.listen, 10, script, {"TOKENS_FILE": str(tokens_file), "TOKENS_PATH": "/direct/x"})
             sent += n
             rounds += 1
         time.sleep(0.5)

@@ -434,6 +434,11 @@ class Envoy:
                 out[name] = value
             return out
 
+    def vm_reloads(self, vm_id: str = "jwt_guard") -> dict:
+        """Envoy's VM reload counters for `vm_id` (vm_reload, vm_reload_backoff, ...), by name."""
+        prefix = f"wasm.{vm_id}.vm_reload"
+        return {k.rsplit(".", 1)[1]: int(v) for k, v in self.stats("wasm").items() if k.startswith(prefix)}
+
     def rss_kib(self) -> int:
         """Resident memory of the Envoy process, from /proc."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
