@@ -7,7 +7,7 @@ ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 
-.PHONY: all wasm-target build build-crash-test cli envoy deps run test unit conformance cli-test differential lint e2e bench bench-core fuzz soak clean
+.PHONY: all wasm-target build build-crash-test cli envoy deps run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
 
 all: build
 
@@ -51,7 +51,7 @@ run: build deps
 	$(PYTHON) tests/support/demo.py
 
 ## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
-test: lint unit conformance cli-test differential e2e
+test: lint unit conformance cli-test differential differential-v8 e2e
 
 lint:
 	cargo fmt --check
@@ -68,8 +68,20 @@ conformance:
 cli-test:
 	cargo test --test cli
 
+## differential: the fast verifiers against their references (RustCrypto's rsa, p256, p384,
+## crypto-bigint) and Google's Wycheproof vectors on every signature path, natively
 differential:
-	cargo test --release --test differential -- --nocapture
+	cargo test --release --test differential --test rsa_differential --test wycheproof -- --nocapture
+
+## differential-v8: the RSA differential test and the Wycheproof vectors built for wasm32-wasip1
+## and run inside node's V8, so the SIMD code Envoy runs is the code checked
+differential-v8: wasm-target
+	@command -v node >/dev/null || { echo "differential-v8 needs node (apt-get install nodejs)"; exit 1; }
+	mkdir -p target; set -o pipefail; cargo test --release --target wasm32-wasip1 --test rsa_differential --test wycheproof --no-run 2>&1 | tee target/v8-tests.log
+	@for exe in $$(sed -n 's/.*Executable.*(\(.*\)).*/\1/p' target/v8-tests.log); do \
+		echo "== $$exe inside node's V8 ($$(node --version))"; \
+		node --no-warnings bench/v8.mjs $$exe --test-threads=1 --nocapture || exit 1; \
+	done
 
 e2e: build build-crash-test cli deps
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

@@ -4,5 +4,6 @@
 pub mod ecdsa;
 mod provider;
 pub mod rsa;
+pub mod rsa_montgomery;
 
 pub use provider::*;

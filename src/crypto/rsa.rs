@@ -1,16 +1,19 @@
-//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), used by `crypto_provider` for keys
+//! Faster RSA PKCS#1 v1.5 verification (RS256/384/512), used by `crypto::provider` for keys
 //! prepared when their key set is adopted.
 //!
 //! Why: `rsa` 0.9 rebuilds the public key and its Montgomery constants on every verify and uses
 //! a general-purpose bignum. Here the Montgomery parameters of each key are computed once and
-//! kept, the public exponent 65537 (or 3) is a fixed square-and-multiply chain, and the
-//! arithmetic is crypto-bigint's fixed-size Montgomery multiplication. No bignum code is
-//! written here; only the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2) is.
+//! kept, and the public exponent 65537 (or 3) is a fixed square-and-multiply chain. Two engines
+//! do the arithmetic: `rsa_montgomery` (28-bit limbs, wasm SIMD) in wasm builds with SIMD, and
+//! crypto-bigint's fixed-size Montgomery multiplication everywhere else (natively it is the
+//! faster one). This file adds the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2).
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use super::rsa_montgomery::Modulus as Montgomery28;
 
 /// DER `DigestInfo` prefixes (RFC 8017 §9.2, note 1).
 const SHA256_PREFIX: [u8; 19] =
@@ -27,6 +30,14 @@ enum Exponent {
 }
 
 impl Exponent {
+    /// e = 2^q + 1.
+    fn q(self) -> u32 {
+        match self {
+            Exponent::F4 => 16,
+            Exponent::Three => 1,
+        }
+    }
+
     fn of(e: &[u8]) -> Option<Exponent> {
         match strip_leading_zeros(e) {
             [0x01, 0x00, 0x01] => Some(Exponent::F4),
@@ -88,13 +99,15 @@ where
 }
 
 enum Modulus {
+    Montgomery28(Box<Montgomery28>),
     R2048(Box<Monty<{ U2048::LIMBS }>>),
     R3072(Box<Monty<{ U3072::LIMBS }>>),
     R4096(Box<Monty<{ U4096::LIMBS }>>),
 }
 
-/// An RSA public key with its Montgomery parameters. Only 2048-, 3072- and 4096-bit moduli
-/// (the sizes issuers use) with e = 65537 or 3 take this path; others stay with `rsa`.
+/// An RSA public key with its Montgomery parameters, e = 65537 or 3. With `rsa_montgomery`, any
+/// modulus of 2048 to 4096 bits; with crypto-bigint, 2048-, 3072- and 4096-bit moduli (the sizes
+/// issuers use). Other keys stay with `rsa`.
 pub struct PublicKey {
     modulus: Modulus,
     e: Exponent,
@@ -107,7 +120,25 @@ pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 impl PublicKey {
+    /// The key on the faster engine for this build.
     pub fn new(n: &[u8], e: &[u8]) -> Option<PublicKey> {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            PublicKey::with_montgomery28(n, e)
+        } else {
+            PublicKey::with_crypto_bigint(n, e)
+        }
+    }
+
+    /// The key on `rsa_montgomery`. Public so the differential tests can run both engines on
+    /// every target.
+    pub fn with_montgomery28(n: &[u8], e: &[u8]) -> Option<PublicKey> {
+        let e = Exponent::of(e)?;
+        let modulus = Modulus::Montgomery28(Box::new(Montgomery28::new(n)?));
+        Some(PublicKey { modulus, e })
+    }
+
+    /// The key on crypto-bigint.
+    pub fn with_crypto_bigint(n: &[u8], e: &[u8]) -> Option<PublicKey> {
         let e = Exponent::of(e)?;
         let n = strip_leading_zeros(n);
         let modulus = match n.len() {
@@ -122,14 +153,18 @@ impl PublicKey {
     /// The modulus length in bytes (k in RFC 8017).
     pub fn size(&self) -> usize {
         match &self.modulus {
+            Modulus::Montgomery28(m) => m.size(),
             Modulus::R2048(_) => 256,
             Modulus::R3072(_) => 384,
             Modulus::R4096(_) => 512,
         }
     }
 
-    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+    /// The encoded message `sig^e mod n` (RFC 8017 §8.2.2 step 2), `None` unless `sig` is k
+    /// bytes and below n. Public for the differential tests.
+    pub fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
         match &self.modulus {
+            Modulus::Montgomery28(m) => m.pow_2q_plus_1(sig, self.e.q()),
             Modulus::R2048(m) => m.public_op(sig, self.e),
             Modulus::R3072(m) => m.public_op(sig, self.e),
             Modulus::R4096(m) => m.public_op(sig, self.e),
