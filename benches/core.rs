@@ -21,9 +21,33 @@ use serde_json::json;
 
 use jwt_guard::testkit::JWKS;
 
+/// Counts live heap bytes, to measure what a cache entry costs.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
 fn sign(alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
+    sign_for("user-1", alg, kid, key)
+}
+
+fn sign_for(sub: &str, alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
     let header = json!({"alg": format!("{alg:?}"), "kid": kid, "typ": "at+jwt"}).to_string();
-    let claims = json!({"iss": "https://issuer.test/", "aud": "https://api.test", "sub": "user-1", "azp": "client-1",
+    let claims = json!({"iss": "https://issuer.test/", "aud": "https://api.test", "sub": sub, "azp": "client-1",
                         "iat": 1_800_000_000u64, "exp": 4_000_000_000u64, "scope": "read:items write:items"})
     .to_string();
     let input = format!("{}.{}", base64url::encode(header.as_bytes()), base64url::encode(claims.as_bytes()));
@@ -195,4 +219,26 @@ fn main() {
             black_box(engine.decide(&req, &states, now, &mut caches));
         });
     }
+
+    // What one verified-token cache entry costs: fill a cache of the default size with
+    // distinct users' tokens and count the live heap bytes it grew by.
+    let entries = jwt_guard::policy::DEFAULT_JWT_CACHE_SIZE;
+    let rsa = EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der"));
+    let tokens: Vec<String> = (0..entries)
+        .map(|i| format!("Bearer {}", sign_for(&format!("auth0|{i:024x}"), Algorithm::RS256, "rsa-1", &rsa)))
+        .collect();
+    let mut caches = engine.new_caches();
+    let before = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    for auth in &tokens {
+        let headers: Vec<(&str, &[u8])> =
+            vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
+        let req = Request { method: "GET", path: "/api/items", headers: &headers };
+        black_box(engine.decide(&req, &states, now, &mut caches));
+    }
+    let grown = LIVE.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "verified-token cache: {entries} entries (RS256 tokens of {} chars) take {grown} bytes: {} bytes per entry",
+        tokens[0].len() - "Bearer ".len(),
+        grown / entries
+    );
 }

@@ -162,7 +162,7 @@ impl Modulus {
             // a_i a_(k-i) for lo <= i < half, and a_(k/2)^2 when k is even.
             let lo = (k + 1).saturating_sub(len);
             let half = k.div_ceil(2);
-            let start = len - 1 - k + lo; // where a_(k-lo) sits in a_rev
+            let start = (len - 1 + lo) - k; // where a_(k-lo) sits in a_rev (lo >= k + 1 - len)
             let cross = if lo < half { dot(&a[lo..half], &a_rev[start..start + half - lo]) } else { 0 };
             let diagonal = if k % 2 == 0 { u64::from(a[k / 2]) * u64::from(a[k / 2]) } else { 0 };
             let (mlo, rev) = if k < len { (0, len - 1 - k) } else { (lo, 0) };

@@ -2,6 +2,7 @@
 //! stage of `src/`. Tests of a file's private helpers stay in that file.
 
 mod authn;
+mod crypto;
 mod decision;
 mod extractor;
 mod jwks;

@@ -42,7 +42,7 @@ fn defaults() {
     assert_eq!(p.clock_skew_seconds, 60);
     assert!(p.require_expiration);
     assert_eq!(p.algorithms, DEFAULT_ALGORITHMS.to_vec());
-    assert_eq!(p.jwt_cache_size, 1000);
+    assert_eq!(p.jwt_cache_size, 10_000);
     assert_eq!(p.max_token_size, 8192);
     assert_eq!(p.id_token_claims, vec!["nonce", "at_hash", "c_hash"]);
     let c = parse(with_provider(json!({"local_jwks": null,
