@@ -51,7 +51,7 @@ fn base_provider() -> Provider {
     p.id_token_audiences = vec![];
     p.max_token_size = 1 << 20;
     let mut algs = DEFAULT_ALGORITHMS.to_vec();
-    algs.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+    algs.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512].map(jwt_guard::token::vocabulary::JoseAlg::of));
     p.algorithms = algs;
     p.keys = KeySource::Local(KeySet::default());
     p

@@ -4,7 +4,6 @@
 //! otherwise pass. The only exception is classification: a token is called an ID token only
 //! once its signature and issuer are proven, so a forger cannot steer our error messages.
 
-use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use crate::authn::signature::{has_candidate, verify_signature};
@@ -12,7 +11,7 @@ use crate::authn::token_kind::{classify, Kind};
 use crate::deny::Reason;
 use crate::jwks::KeySet;
 use crate::policy::Provider;
-use crate::token::vocabulary::{normalize_typ, parse_algorithm};
+use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
 use crate::token::{self, Shape};
 
 /// What a verified token contributes to the request: everything the decision and the
@@ -178,7 +177,7 @@ pub fn authenticate_traced<T: Tracer>(
     })
 }
 
-fn check_algorithm(provider: &Provider, alg: &str) -> Result<Algorithm, Reason> {
+fn check_algorithm(provider: &Provider, alg: &str) -> Result<JoseAlg, Reason> {
     let alg = parse_algorithm(alg).map_err(|_| Reason::Algorithm)?;
     if provider.algorithms.contains(&alg) {
         Ok(alg)

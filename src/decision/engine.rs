@@ -6,10 +6,11 @@ use std::rc::Rc;
 
 use crate::authn::{authenticate, Verified};
 use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::route::find_rule;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
-use crate::deny::Reason;
+use crate::deny::{Protocol, Reason};
 use crate::jwks::{KeyState, KidRefetch};
 use crate::policy::{Config, Requirement};
 
@@ -95,6 +96,10 @@ impl Engine {
 
     /// `keys[i]` is the state of provider `i`'s key set.
     pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
+        if self.config.bypass_cors_preflight && is_cors_preflight(req.method, req.headers) {
+            return Outcome::Allow { mutations: self.unchecked_route_mutations(req), verified: Vec::new() };
+        }
+        let protocol = protocol(req.headers);
         let n = self.config.providers.len();
         let default_requirement;
         let (requirement, scopes): (Option<&Requirement>, &[String]) = match &self.config.rules {
@@ -107,7 +112,7 @@ impl Engine {
                 (Some(&default_requirement), &[])
             }
             Some(rules) => match find_rule(rules, req.method, req.path) {
-                None => return self.deny(Reason::NoRoute, None),
+                None => return self.deny(Reason::NoRoute, None, protocol),
                 Some(rule) => (rule.requires.as_ref(), &rule.scopes),
             },
         };
@@ -129,7 +134,7 @@ impl Engine {
         let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
         match result {
             Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch },
-            Eval::Fail(reason, p) => self.deny_with(reason, p, judged(p)),
+            Eval::Fail(reason, p) => self.deny_with(reason, p, judged(p), protocol),
             Eval::Ok => {
                 let verified: Vec<(usize, Rc<Verified>)> = ev
                     .outcomes
@@ -142,7 +147,7 @@ impl Engine {
                     .collect();
                 if !scopes.is_empty() {
                     if verified.is_empty() {
-                        return self.deny(Reason::Missing, None);
+                        return self.deny(Reason::Missing, None, protocol);
                     }
                     let missing: Vec<&str> = scopes
                         .iter()
@@ -151,7 +156,7 @@ impl Engine {
                         .collect();
                     if !missing.is_empty() {
                         let p = verified.first().map(|(i, _)| *i);
-                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, judged(p));
+                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, judged(p), protocol);
                     }
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
@@ -160,11 +165,11 @@ impl Engine {
         }
     }
 
-    pub fn deny(&self, reason: Reason, provider: Option<usize>) -> Outcome {
-        self.deny_with(reason, provider, None)
+    pub fn deny(&self, reason: Reason, provider: Option<usize>, protocol: Protocol) -> Outcome {
+        self.deny_with(reason, provider, None, protocol)
     }
 
-    fn deny_with(&self, reason: Reason, provider: Option<usize>, token: Option<String>) -> Outcome {
+    fn deny_with(&self, reason: Reason, provider: Option<usize>, token: Option<String>, protocol: Protocol) -> Outcome {
         let audiences: Vec<String> = match provider {
             Some(i) => self.config.providers[i].audiences.clone(),
             None => {
@@ -179,7 +184,7 @@ impl Engine {
                 all
             }
         };
-        let response = for_reason(&reason, &self.config.realm, &audiences);
+        let response = for_reason(&reason, &self.config.realm, &audiences, protocol);
         Outcome::Deny(Denial { provider, token, reason, response })
     }
 

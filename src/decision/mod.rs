@@ -3,6 +3,7 @@
 
 mod engine;
 pub mod extractor;
+pub mod request_kind;
 pub mod route;
 pub mod token_cache;
 

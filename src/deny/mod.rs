@@ -5,3 +5,4 @@ mod reason;
 pub mod response;
 
 pub use reason::*;
+pub use response::Protocol;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::crypto::rsa::{is_supported_exponent, strip_leading_zeros};
 use crate::crypto::{prepare, Curve, Prepared};
 use crate::token::base64url;
+use crate::token::vocabulary::{parse_algorithm, JoseAlg};
 
 /// A token is checked against at most this many keys: an issuer's previous, current and next
 /// key (Envoy's own jwt_authn tests send kid-less tokens against a JWKS of three). Trying every
@@ -73,7 +74,7 @@ fn min_hmac_key_len(alg: Algorithm) -> usize {
 #[derive(Clone)]
 pub struct Key {
     pub kid: Option<String>,
-    pub alg: Option<Algorithm>,
+    pub alg: Option<JoseAlg>,
     pub family: Family,
     /// Byte length of the secret for `oct` keys, the modulus for RSA.
     pub size: usize,
@@ -196,8 +197,11 @@ impl KeySet {
     /// family fits the algorithm, its `alg` (if any) equals the token's, and its `kid` equals
     /// the token's (a key or token without `kid` matches any, as in jwt_verify_lib). More than
     /// `MAX_CANDIDATES` is refused before any signature is checked.
-    pub fn select(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&Key>, SelectError> {
-        let Some(family) = Family::for_algorithm(alg) else {
+    /// The keys that may check a token signed with `alg` and naming `kid`. A key pinned to an
+    /// `alg` takes tokens under that exact name (`EdDSA` and `Ed25519` are two names).
+    pub fn select(&self, alg: impl Into<JoseAlg>, kid: Option<&str>) -> Result<Vec<&Key>, SelectError> {
+        let alg = alg.into();
+        let Some(family) = Family::for_algorithm(alg.algorithm()) else {
             return Err(SelectError::NoCompatibleKey);
         };
         let kid_matches = |k: &Key| match (kid, k.kid.as_deref()) {
@@ -209,7 +213,7 @@ impl KeySet {
             .iter()
             .filter(|k| kid_matches(k))
             .filter(|k| k.family == family && k.alg.is_none_or(|a| a == alg))
-            .filter(|k| k.family != Family::Oct || k.size >= min_hmac_key_len(alg))
+            .filter(|k| k.family != Family::Oct || k.size >= min_hmac_key_len(alg.algorithm()))
             .collect();
         if found.len() > MAX_CANDIDATES {
             return Err(SelectError::Ambiguous(found.len()));
@@ -252,7 +256,7 @@ fn parse_key(jwk: &Value) -> Result<Key, String> {
     }
     let alg = match jwk.get("alg") {
         None => None,
-        Some(Value::String(a)) => Some(a.parse::<Algorithm>().map_err(|_| format!("unsupported alg {a:?}"))?),
+        Some(Value::String(a)) => Some(parse_algorithm(a).map_err(|_| format!("unsupported alg {a:?}"))?),
         Some(_) => return Err("`alg` is not a string".into()),
     };
     let (family, size, decoding) = match kty {
@@ -308,8 +312,8 @@ fn parse_key(jwk: &Value) -> Result<Key, String> {
         other => return Err(format!("unsupported kty {other:?}")),
     };
     if let Some(a) = alg {
-        if Family::for_algorithm(a) != Some(family) {
-            return Err(format!("alg {a:?} does not fit kty {kty}"));
+        if Family::for_algorithm(a.algorithm()) != Some(family) {
+            return Err(format!("alg {} does not fit kty {kty}", a.name()));
         }
     }
     Ok(Key { kid, alg, family, size, decoding, prepared: None })

@@ -55,7 +55,8 @@ impl Config {
                 }
             }
         }
-        Ok(Config { providers, realm, rules, protected_headers })
+        let bypass_cors_preflight = raw.bypass_cors_preflight.unwrap_or(true);
+        Ok(Config { providers, realm, rules, protected_headers, bypass_cors_preflight })
     }
 }
 
@@ -91,7 +92,8 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
             algs
         }
     };
-    let uses_hmac = algorithms.iter().any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let uses_hmac =
+        algorithms.iter().any(|a| matches!(a.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
     let keys = match (rp.remote_jwks, rp.local_jwks, rp.discovery) {
         (Some(remote), None, None) => {
             if uses_hmac {

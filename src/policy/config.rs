@@ -4,6 +4,7 @@
 use jsonwebtoken::Algorithm;
 
 use crate::jwks::KeySet;
+use crate::token::vocabulary::JoseAlg;
 
 /// A configuration error names the offending field, as a dotted path, so the single log line
 /// Envoy shows is enough to fix it.
@@ -50,16 +51,17 @@ pub const DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL_MS: u64 = 30_000;
 pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 pub const DEFAULT_ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
 /// Asymmetric algorithms only: HS* needs a shared secret and is opt-in.
-pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
+pub const DEFAULT_ALGORITHMS: [JoseAlg; 10] = [
+    JoseAlg::of(Algorithm::RS256),
+    JoseAlg::of(Algorithm::RS384),
+    JoseAlg::of(Algorithm::RS512),
+    JoseAlg::of(Algorithm::PS256),
+    JoseAlg::of(Algorithm::PS384),
+    JoseAlg::of(Algorithm::PS512),
+    JoseAlg::of(Algorithm::ES256),
+    JoseAlg::of(Algorithm::ES384),
+    JoseAlg::of(Algorithm::EdDSA),
+    JoseAlg::ED25519,
 ];
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,9 @@ pub struct Config {
     pub rules: Option<Vec<Rule>>,
     /// Header names a client must never set: the claim headers of every provider.
     pub protected_headers: Vec<String>,
+    /// jwt_authn's field, on by default as Istio sets it: a CORS preflight carries no
+    /// credentials (Fetch standard), so judging it would only block the browser's real request.
+    pub bypass_cors_preflight: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +93,7 @@ pub struct Provider {
     pub clock_skew_seconds: u64,
     pub max_lifetime_seconds: Option<u64>,
     pub require_expiration: bool,
-    pub algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<JoseAlg>,
     pub id_token_audiences: Vec<String>,
     pub id_token_claims: Vec<String>,
     /// Lower-cased, without the optional `application/` prefix (RFC 7515 §4.1.9).

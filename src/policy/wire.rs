@@ -14,6 +14,8 @@ pub(super) struct RawConfig {
     pub(super) realm: Option<String>,
     #[serde(default)]
     pub(super) rules: Option<Vec<Value>>,
+    #[serde(default)]
+    pub(super) bypass_cors_preflight: Option<bool>,
 }
 
 #[derive(Deserialize)]

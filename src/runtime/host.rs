@@ -82,7 +82,14 @@ pub trait Host {
     fn request_header_map(&self) -> HostResult<Vec<u8>>;
     fn remove_request_header(&mut self, name: &str) -> HostResult<()>;
     fn set_request_header(&mut self, name: &str, value: &str) -> HostResult<()>;
-    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) -> HostResult<()>;
+    /// A local reply; `grpc_status` Some for a gRPC request (the body is then its message).
+    fn send_response(
+        &mut self,
+        status: u32,
+        grpc_status: Option<u32>,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()>;
     fn resume_request(&mut self) -> HostResult<()>;
     /// Defines a counter (or gauge) visible in the proxy's stats.
     fn define_metric(&mut self, gauge: bool, name: &str) -> HostResult<u32>;

@@ -9,10 +9,11 @@ use super::header_map;
 use super::host::{Host, HostResult};
 use super::log_limit::LogLimiter;
 use super::metrics::{for_denial, Metric};
+use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::{Engine, Mutations, Outcome, Request};
-use crate::deny::response::for_reason;
-use crate::deny::Reason;
+use crate::deny::response::{for_reason, Response};
+use crate::deny::{Protocol, Reason};
 use crate::jwks::KeyState;
 use crate::policy::Config;
 use crate::refresh::KeySlot;
@@ -33,7 +34,8 @@ pub enum Action {
 pub(super) enum Applied {
     Continued,
     Responded,
-    Waiting(Vec<usize>),
+    /// Keys are on their way; the request's protocol shapes a refusal if it cannot wait.
+    Waiting(Vec<usize>, Protocol),
 }
 
 pub struct Plugin {
@@ -55,10 +57,7 @@ pub struct Plugin {
 /// Answers the current request 503 with the core's JSON body and `retry-after`, for when
 /// there is no plugin to ask (not configured, or re-entered).
 pub fn unavailable(host: &mut impl Host) -> Action {
-    let r = for_reason(&Reason::Internal, "", &[]);
-    if let Err(s) = host.send_response(r.status, &r.headers, r.body.as_bytes()) {
-        warn!("jwt-guard: could not send a 503: {s}");
-    }
+    send(host, &for_reason(&Reason::Internal, "", &[], Protocol::Http));
     Action::Pause
 }
 
@@ -123,18 +122,18 @@ impl Plugin {
         self.served_requests = true;
         let mut applied = self.decide_and_apply(host);
         // Another VM may have published keys since our last tick: use them rather than wait.
-        if matches!(&applied, Applied::Waiting(_)) && self.catch_up(host) {
+        if matches!(&applied, Applied::Waiting(..)) && self.catch_up(host) {
             applied = self.decide_and_apply(host);
         }
         match applied {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
-            Applied::Waiting(refetch) => {
+            Applied::Waiting(refetch, protocol) => {
                 for i in refetch {
                     self.request_refetch(host, i);
                 }
                 if self.pending.len() >= MAX_PENDING {
-                    self.respond(host, &Reason::KeysUnavailable, None);
+                    self.respond(host, &Reason::KeysUnavailable, None, protocol);
                 } else {
                     self.count(Metric::Paused, 1);
                     self.pending.push(context_id);
@@ -162,7 +161,7 @@ impl Plugin {
                     }
                 }
                 Applied::Responded => {}
-                Applied::Waiting(refetch) => {
+                Applied::Waiting(refetch, _) => {
                     for i in refetch {
                         self.request_refetch(host, i);
                     }
@@ -177,8 +176,9 @@ impl Plugin {
         let raw = match host.request_header_map() {
             Ok(raw) => raw,
             Err(s) => {
+                // Unknown protocol: for a gRPC request Envoy still derives UNAVAILABLE from 503.
                 warn!("jwt-guard: could not read the request headers ({s}); answering 503");
-                self.respond(host, &Reason::Internal, None);
+                self.respond(host, &Reason::Internal, None, Protocol::Http);
                 return Applied::Responded;
             }
         };
@@ -197,14 +197,13 @@ impl Plugin {
             self.count(Metric::CacheMiss(i), misses);
         }
         match outcome {
-            Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch),
+            Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch, protocol(&headers)),
             Outcome::Deny(denial) => {
                 for m in for_denial(&denial.reason, denial.provider) {
                     self.count(m, 1);
                 }
                 self.log_denial(&denial, path, now_ms);
-                let r = &denial.response;
-                send(host, r.status, &r.headers, r.body.as_bytes());
+                send(host, &denial.response);
                 Applied::Responded
             }
             Outcome::Allow { mutations, verified } => {
@@ -222,7 +221,7 @@ impl Plugin {
                 if let Err(s) = apply(host, &mutations) {
                     // A spoofed claim header or the token could still reach the upstream.
                     warn!("jwt-guard: could not edit the request headers ({s}); answering 503");
-                    self.respond(host, &Reason::Internal, None);
+                    self.respond(host, &Reason::Internal, None, protocol(&headers));
                     return Applied::Responded;
                 }
                 Applied::Continued
@@ -230,19 +229,25 @@ impl Plugin {
         }
     }
 
-    pub(super) fn respond(&mut self, host: &mut impl Host, reason: &Reason, provider: Option<usize>) {
+    pub(super) fn respond(
+        &mut self,
+        host: &mut impl Host,
+        reason: &Reason,
+        provider: Option<usize>,
+        protocol: Protocol,
+    ) {
         for m in for_denial(reason, provider) {
             self.count(m, 1);
         }
-        if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider) {
-            send(host, d.response.status, &d.response.headers, d.response.body.as_bytes());
+        if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider, protocol) {
+            send(host, &d.response);
         }
     }
 }
 
-fn send(host: &mut impl Host, status: u32, headers: &[(String, String)], body: &[u8]) {
-    if let Err(s) = host.send_response(status, headers, body) {
-        warn!("jwt-guard: could not send a {status} response: {s}");
+fn send(host: &mut impl Host, r: &Response) {
+    if let Err(s) = host.send_response(r.status, r.grpc_status, &r.headers, r.body.as_bytes()) {
+        warn!("jwt-guard: could not send a {} response: {s}", r.status);
     }
 }
 

@@ -23,13 +23,16 @@ fn valid_access_tokens_for_every_default_algorithm() {
     for alg in crate::policy::DEFAULT_ALGORITHMS {
         // The fixture JWKS pins RS256 and PS256 on its RSA keys; RS384 etc. need a key without alg.
         let mut jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        // The Ed25519 key is pinned to `EdDSA`; the `Ed25519` name needs it unpinned too.
         for k in jwks["keys"].as_array_mut().unwrap() {
-            if k["kty"] == "RSA" {
+            if k["kty"] == "RSA" || k["kty"] == "OKP" {
                 k.as_object_mut().unwrap().remove("alg");
             }
         }
         let patch = json!({"local_jwks": {"inline_string": jwks.to_string()}});
-        let token = sign(alg, access_header(alg), access_claims());
+        let mut header = access_header(alg.algorithm());
+        header["alg"] = json!(alg.name());
+        let token = sign(alg.algorithm(), header, access_claims());
         let v = check(patch, &token, NOW).unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
         assert_eq!(v.sub.as_deref(), Some("user-1"));
     }
@@ -380,4 +383,50 @@ fn expiry_is_one_rule_with_the_skew() {
     assert!(!expired(100, 159, 60));
     assert!(expired(100, 160, 60));
     assert!(!expired(u64::MAX, u64::MAX - 1, 60), "no overflow");
+}
+
+/// RFC 9864: `Ed25519` is the fully specified name, `EdDSA` the older polymorphic one. Both are
+/// allowed by default; a list or a key pinned to one name takes that name only.
+#[test]
+fn ed25519_and_eddsa_are_two_names_for_ed25519_keys() {
+    let ed_token = |name: &str| {
+        let mut header = access_header(Algorithm::EdDSA);
+        header["alg"] = json!(name);
+        sign(Algorithm::EdDSA, header, access_claims())
+    };
+    let jwks_with = |pin: Option<&str>| {
+        let mut jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        for k in jwks["keys"].as_array_mut().unwrap() {
+            if k["kty"] == "OKP" {
+                match pin {
+                    Some(p) => k["alg"] = json!(p),
+                    None => drop(k.as_object_mut().unwrap().remove("alg")),
+                }
+            }
+        }
+        json!({"inline_string": jwks.to_string()})
+    };
+    let (ed25519, eddsa) = (ed_token("Ed25519"), ed_token("EdDSA"));
+    // Default allow-list, key without alg: both names.
+    let unpinned = json!({"local_jwks": jwks_with(None)});
+    assert!(check(unpinned.clone(), &ed25519, NOW).is_ok());
+    assert!(check(unpinned, &eddsa, NOW).is_ok());
+    // A key pinned to one name takes tokens under that name only.
+    let pinned_new = json!({"local_jwks": jwks_with(Some("Ed25519"))});
+    assert!(check(pinned_new.clone(), &ed25519, NOW).is_ok());
+    assert_eq!(check(pinned_new, &eddsa, NOW).unwrap_err(), Reason::NoCompatibleKey);
+    let pinned_old = json!({"local_jwks": jwks_with(Some("EdDSA"))});
+    assert!(check(pinned_old.clone(), &eddsa, NOW).is_ok());
+    assert_eq!(check(pinned_old, &ed25519, NOW).unwrap_err(), Reason::NoCompatibleKey);
+    // `algorithms` names one or the other.
+    let only_new = json!({"algorithms": ["Ed25519"], "local_jwks": jwks_with(None)});
+    assert!(check(only_new.clone(), &ed25519, NOW).is_ok());
+    assert_eq!(check(only_new, &eddsa, NOW).unwrap_err(), Reason::Algorithm);
+    let only_old = json!({"algorithms": ["EdDSA"], "local_jwks": jwks_with(None)});
+    assert_eq!(check(only_old, &ed25519, NOW).unwrap_err(), Reason::Algorithm);
+    // An `Ed25519` token is never checked by another family's key.
+    let mut header = access_header(Algorithm::RS256);
+    header["alg"] = json!("Ed25519");
+    let rsa_signed = sign(Algorithm::RS256, header, access_claims());
+    assert!(check(json!({}), &rsa_signed, NOW).is_err());
 }

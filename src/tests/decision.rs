@@ -390,3 +390,74 @@ fn forward_false_strips_tokens_on_routes_without_requires() {
     let m = allowed_mutations(w.decide("GET", "/healthz", &[("authorization", &bearer(&a))]));
     assert!(m.remove_headers.is_empty(), "{m:?}");
 }
+
+// ---- CORS preflights (bypass_cors_preflight) ----
+
+fn preflight_world(bypass: Option<bool>) -> World {
+    let top = match bypass {
+        Some(b) => json!({"bypass_cors_preflight": b}),
+        None => json!({}),
+    };
+    World::new(config_with(json!({}), top))
+}
+
+const PREFLIGHT: [(&str, &str); 2] = [("origin", "https://app.example.com"), ("access-control-request-method", "GET")];
+
+#[test]
+fn a_cors_preflight_passes_untouched_by_default() {
+    let mut w = preflight_world(None);
+    assert!(w.engine.config.bypass_cors_preflight, "on by default, as Istio ships it");
+    let out = w.decide("OPTIONS", "/api/items", &PREFLIGHT);
+    assert!(matches!(out, Outcome::Allow { ref verified, .. } if verified.is_empty()), "{out:?}");
+}
+
+#[test]
+fn only_a_real_preflight_is_bypassed() {
+    let mut w = preflight_world(None);
+    // OPTIONS without Origin, or without Access-Control-Request-Method, is an ordinary request.
+    for headers in [&PREFLIGHT[..1], &PREFLIGHT[1..], &[]] {
+        let out = w.decide("OPTIONS", "/api/items", headers);
+        assert!(matches!(out, Outcome::Deny(ref d) if d.reason == Reason::Missing), "{headers:?}: {out:?}");
+    }
+    // Another method with the preflight's headers is judged as usual.
+    let out = w.decide("GET", "/api/items", &PREFLIGHT);
+    assert!(matches!(out, Outcome::Deny(ref d) if d.reason == Reason::Missing), "{out:?}");
+}
+
+#[test]
+fn bypass_cors_preflight_false_judges_preflights() {
+    let mut w = preflight_world(Some(false));
+    let out = w.decide("OPTIONS", "/api/items", &PREFLIGHT);
+    assert!(matches!(out, Outcome::Deny(ref d) if d.reason == Reason::Missing), "{out:?}");
+}
+
+// ---- gRPC refusals ----
+
+#[test]
+fn a_grpc_request_is_refused_in_grpc_terms() {
+    let mut w = World::new(config_with(json!({}), json!({})));
+    for (ct, grpc) in [
+        ("application/grpc", true),
+        ("application/grpc+proto", true),
+        ("application/grpc;charset=utf-8", true),
+        ("application/json", false),
+        ("application/grpcx", false),
+    ] {
+        let out = w.decide("POST", "/pkg.Svc/Method", &[("content-type", ct)]);
+        let Outcome::Deny(d) = out else { panic!("{ct}: {out:?}") };
+        assert_eq!(d.response.status, 401);
+        if grpc {
+            assert_eq!(d.response.grpc_status, Some(16), "{ct}");
+            assert_eq!(d.response.body, d.reason.description(&w.engine.config.providers[0].audiences));
+        } else {
+            assert_eq!(d.response.grpc_status, None, "{ct}");
+            assert!(d.response.body.starts_with('{'), "{ct}: JSON");
+        }
+        assert!(d.response.headers.iter().any(|(k, _)| k == "www-authenticate"), "{ct}: the challenge is kept");
+    }
+    let id = bearer(&id_token(json!({})));
+    let out = w.decide("POST", "/pkg.Svc/Method", &[("content-type", "application/grpc"), ("authorization", &id)]);
+    let Outcome::Deny(d) = out else { panic!("{out:?}") };
+    assert_eq!((d.reason, d.response.grpc_status), (Reason::IdToken, Some(16)));
+    assert!(d.response.body.contains("ID token"), "{}", d.response.body);
+}

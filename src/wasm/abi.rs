@@ -260,12 +260,20 @@ impl Host for ProxyHost {
         })
     }
 
-    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
+    fn send_response(
+        &mut self,
+        status: u32,
+        grpc_status: Option<u32>,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()> {
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
         let map = header_map::serialize(&pairs);
-        // SAFETY: every slice is read during the call only; -1 lets Envoy derive grpc-status.
+        // -1: not gRPC (or let Envoy derive grpc-status from the HTTP status).
+        let grpc = grpc_status.and_then(|g| i32::try_from(g).ok()).unwrap_or(-1);
+        // SAFETY: every slice is read during the call only.
         check(unsafe {
-            proxy_send_local_response(status, null(), 0, body.as_ptr(), body.len(), map.as_ptr(), map.len(), -1)
+            proxy_send_local_response(status, null(), 0, body.as_ptr(), body.len(), map.as_ptr(), map.len(), grpc)
         })
     }
 

@@ -21,6 +21,8 @@ pub(super) type SentResponse = (u32, Vec<(String, String)>, Vec<u8>);
 pub(super) struct FakeRequest {
     pub(super) headers: Vec<(String, Vec<u8>)>,
     pub(super) response: Option<SentResponse>,
+    /// The grpc-status of the local reply, for a gRPC request.
+    pub(super) grpc_status: Option<u32>,
     pub(super) resumed: bool,
 }
 
@@ -154,10 +156,17 @@ impl Host for FakeHost {
         }
         Ok(())
     }
-    fn send_response(&mut self, status: u32, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
+    fn send_response(
+        &mut self,
+        status: u32,
+        grpc_status: Option<u32>,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()> {
         self.fails("send_response")?;
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.response = Some((status, headers.to_vec(), body.to_vec()));
+            r.grpc_status = grpc_status;
         }
         Ok(())
     }
