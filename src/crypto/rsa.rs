@@ -4,7 +4,7 @@
 //! Why: `rsa` 0.9 rebuilds the public key and its Montgomery constants on every verify and uses
 //! a general-purpose bignum. Here the Montgomery parameters of each key are computed once and
 //! kept, and the public exponent 65537 (or 3) is a fixed square-and-multiply chain. Two engines
-//! do the arithmetic: `rsa_montgomery` (28-bit limbs, wasm SIMD) in wasm builds with SIMD, and
+//! do the arithmetic: `rsa_montgomery` (28-bit limbs, wasm SIMD) in wasm builds, and
 //! crypto-bigint's fixed-size Montgomery multiplication everywhere else (natively it is the
 //! faster one). This file adds the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2).
 
@@ -122,7 +122,7 @@ pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 impl PublicKey {
     /// The key on the faster engine for this build.
     pub fn new(n: &[u8], e: &[u8]) -> Option<PublicKey> {
-        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        if cfg!(target_arch = "wasm32") {
             PublicKey::with_montgomery28(n, e)
         } else {
             PublicKey::with_crypto_bigint(n, e)

@@ -9,6 +9,10 @@
 //!   product, and `i64x2.extmul_{low,high}_i32x4_u` gives four 32x32->64 products per pair of
 //!   instructions. Without SIMD this design is only about 1.25x faster than crypto-bigint, so
 //!   native builds keep crypto-bigint (`crypto::rsa`).
+//! - **SIMD for these functions only** (`#[target_feature(enable = "simd128")]`), not for the
+//!   whole module: with `+simd128` crate-wide, LLVM vectorizes p256's field arithmetic and the
+//!   JSON parsing into i64x2 code that V8 runs slowly (ES256 verify 275 µs against 168 µs, parse
+//!   11 µs against 7 µs, `make bench-core` in V8 on 2026-12-01).
 //! - **R = 2^(28 L) > 4n** (L limbs), so every Montgomery product of inputs below 2n is again
 //!   below 2n: no subtraction inside the exponentiation, one compare at the end.
 //! - **e = 2^q + 1**: one multiplication into Montgomery form, q squarings (each cross product
@@ -135,6 +139,7 @@ impl Modulus {
     /// a * b / R mod n (below 2n for a, b below 2n): product scanning, column by column. Column
     /// k's a * b and m * n terms cover the same index ranges (m_k is still 0 when column k is
     /// summed), so one fused dot product does both.
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
     fn mul(&self, a: &Limbs, b: &Limbs) -> Limbs {
         let len = self.len;
         let mut b_rev = [0; MAX_LIMBS];
@@ -151,6 +156,7 @@ impl Modulus {
     }
 
     /// a * a / R mod n: each cross product a_i a_j (i < j) computed once and doubled.
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
     fn square(&self, a: &Limbs) -> Limbs {
         let len = self.len;
         let mut a_rev = [0; MAX_LIMBS];
@@ -174,7 +180,8 @@ impl Modulus {
 
     /// The Montgomery reduction shared by `mul` and `square`: `column(k, m)` is the k-th column
     /// of the product plus that of m * n (with m_k still 0), and the result is the high half.
-    #[inline(always)]
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"), inline)]
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn reduce_columns(&self, column: impl Fn(usize, &Limbs) -> u128) -> Limbs {
         let len = self.len;
         let n0 = u64::from(self.n[0]);
@@ -256,22 +263,23 @@ fn to_be(limbs: &[u32], k: usize) -> Vec<u8> {
 }
 
 /// sum a_i b_i over equal-length slices (at most 147 products below 2^56 each: no overflow).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(target_arch = "wasm32"))]
 #[inline(always)]
 fn dot(a: &[u32], b: &[u32]) -> u64 {
     a.iter().zip(b).map(|(x, y)| u64::from(*x) * u64::from(*y)).sum()
 }
 
 /// a . b + c . d over four equal-length slices (up to 294 products: a u128).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(target_arch = "wasm32"))]
 #[inline(always)]
 fn dot2(a: &[u32], b: &[u32], c: &[u32], d: &[u32]) -> u128 {
     u128::from(dot(a, b)) + u128::from(dot(c, d))
 }
 
 /// sum a_i b_i over equal-length slices, four products per step in two u64 lanes.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
+#[inline]
 fn dot(a: &[u32], b: &[u32]) -> u64 {
     use core::arch::wasm32::{
         u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, u64x2_splat, v128, v128_load,
@@ -294,8 +302,9 @@ fn dot(a: &[u32], b: &[u32]) -> u64 {
 
 /// a . b + c . d over four equal-length slices in one pass: each u64 lane sums at most 147
 /// products (below 2^63.2); the lanes are added as u128.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
+#[inline]
 fn dot2(a: &[u32], b: &[u32], c: &[u32], d: &[u32]) -> u128 {
     use core::arch::wasm32::{
         u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, u64x2_splat, v128, v128_load,
