@@ -23,8 +23,47 @@ fn the_issue_example_parses() {
     let text = include_str!("../../envoy/example-config.json");
     let c = Config::parse(text.as_bytes()).unwrap();
     assert_eq!(c.realm, "api");
-    assert_eq!(c.rules.as_ref().unwrap().len(), 3);
+    assert_eq!(c.rules.as_ref().unwrap().len(), 6);
     assert_eq!(c.providers[0].claim_to_headers[0].header_name, "x-jwt-sub");
+}
+
+/// The README says the example uses every field: every field its tables name (dotted names
+/// such as `remote_jwks.cache_duration` as nested keys) and every `requires` form.
+#[test]
+fn the_example_config_uses_every_field_the_readme_lists() {
+    let example: Value = serde_json::from_str(include_str!("../../envoy/example-config.json")).unwrap();
+    let readme = include_str!("../../README.md");
+    fn has_path(v: &Value, path: &[&str]) -> bool {
+        match path.split_first() {
+            None => true,
+            Some((key, rest)) => match v {
+                Value::Object(map) => map.iter().any(|(k, inner)| {
+                    (k == key && has_path(inner, rest)) || (k != key && has_path(inner, path))
+                }),
+                Value::Array(items) => items.iter().any(|i| has_path(i, path)),
+                _ => false,
+            },
+        }
+    }
+    let section = |from: &str, to: &str| -> Vec<String> {
+        let start = readme.find(from).unwrap();
+        let end = start + readme[start..].find(to).unwrap();
+        readme[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut fields = section("### Top level", "### Provider");
+    fields.extend(section("### Provider", "### Rules"));
+    assert!(fields.len() > 25, "{fields:?}");
+    let missing: Vec<&String> =
+        fields.iter().filter(|f| !has_path(&example, &f.split('.').collect::<Vec<_>>())).collect();
+    assert!(missing.is_empty(), "envoy/example-config.json lacks {missing:?}");
+    for form in ["provider_name", "requires_any", "requires_all", "allow_missing", "allow_missing_or_failed"] {
+        assert!(has_path(&example, &["rules", "requires", form]), "no rule uses {form}");
+    }
 }
 
 #[test]

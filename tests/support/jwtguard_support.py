@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import struct
 import subprocess
@@ -378,8 +379,10 @@ class Envoy:
         self.proc = None
         self.dir = Path(tempfile.mkdtemp(prefix="jwt-guard-envoy-"))
         self.log_path = self.dir / "envoy.log"
+        self._last_log = ""
 
     def start(self, wait: bool = True) -> "Envoy":
+        self.dir.mkdir(parents=True, exist_ok=True)
         cfg = self.dir / "envoy.yaml"
         cfg.write_text(self.yaml_text)
         cmd = envoy_command() + ["-c", str(cfg), "--concurrency", str(self.concurrency),
@@ -411,10 +414,11 @@ class Envoy:
         return self.proc.wait(timeout=timeout)
 
     def log(self) -> str:
+        """Envoy's log; after `stop()` removed the directory, the log as it was then."""
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
-            return ""
+            return self._last_log
 
     def wait_log(self, needle: str, timeout: float = 5.0) -> str:
         """The log once it contains `needle` (Envoy flushes its log file periodically)."""
@@ -454,6 +458,11 @@ class Envoy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # The harness leaves nothing in /tmp: the log stays readable from memory
+        # (JWT_GUARD_KEEP_TMP=1 keeps the directory for a post-mortem).
+        if self.dir.exists() and not os.environ.get("JWT_GUARD_KEEP_TMP"):
+            self._last_log = self.log()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Response:
