@@ -37,9 +37,9 @@ fn the_example_config_uses_every_field_the_readme_lists() {
         match path.split_first() {
             None => true,
             Some((key, rest)) => match v {
-                Value::Object(map) => map.iter().any(|(k, inner)| {
-                    (k == key && has_path(inner, rest)) || (k != key && has_path(inner, path))
-                }),
+                Value::Object(map) => map
+                    .iter()
+                    .any(|(k, inner)| (k == key && has_path(inner, rest)) || (k != key && has_path(inner, path))),
                 Value::Array(items) => items.iter().any(|i| has_path(i, path)),
                 _ => false,
             },
