@@ -49,9 +49,11 @@ pub enum Outcome {
     Deny(Denial),
     /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
     /// pause it and decide again when they land. `refetch` lists the providers whose keys
-    /// should be refetched because of this request.
+    /// should be refetched because of this request; `protocol` shapes the refusal if it
+    /// cannot wait.
     WaitForKeys {
         refetch: Vec<usize>,
+        protocol: Protocol,
     },
 }
 
@@ -133,7 +135,7 @@ impl Engine {
         // The token the deciding provider judged, carried with a denial for its log line.
         let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
         match result {
-            Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch },
+            Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch, protocol },
             Eval::Fail(reason, p) => self.deny_with(reason, p, judged(p), protocol),
             Eval::Ok => {
                 let verified: Vec<(usize, Rc<Verified>)> = ev

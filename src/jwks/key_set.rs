@@ -196,9 +196,8 @@ impl KeySet {
     /// The keys that may check a token with this `alg` and `kid`. A key qualifies when its
     /// family fits the algorithm, its `alg` (if any) equals the token's, and its `kid` equals
     /// the token's (a key or token without `kid` matches any, as in jwt_verify_lib). More than
-    /// `MAX_CANDIDATES` is refused before any signature is checked.
-    /// The keys that may check a token signed with `alg` and naming `kid`. A key pinned to an
-    /// `alg` takes tokens under that exact name (`EdDSA` and `Ed25519` are two names).
+    /// `MAX_CANDIDATES` is refused before any signature is checked. A key pinned to an `alg`
+    /// takes tokens under that exact name (`EdDSA` and `Ed25519` are two names).
     pub fn select(&self, alg: impl Into<JoseAlg>, kid: Option<&str>) -> Result<Vec<&Key>, SelectError> {
         let alg = alg.into();
         let Some(family) = Family::for_algorithm(alg.algorithm()) else {

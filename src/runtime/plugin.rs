@@ -197,7 +197,7 @@ impl Plugin {
             self.count(Metric::CacheMiss(i), misses);
         }
         match outcome {
-            Outcome::WaitForKeys { refetch } => Applied::Waiting(refetch, protocol(&headers)),
+            Outcome::WaitForKeys { refetch, protocol } => Applied::Waiting(refetch, protocol),
             Outcome::Deny(denial) => {
                 for m in for_denial(&denial.reason, denial.provider) {
                     self.count(m, 1);

@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use crate::decision::token_cache::TokenCache;
 use crate::decision::*;
-use crate::deny::Reason;
+use crate::deny::{Protocol, Reason};
 use crate::jwks::KeySet;
 use crate::jwks::{KeyState, KidRefetch};
 use crate::policy::Config;
@@ -221,7 +221,7 @@ fn key_states() {
     let a = bearer(&access_token(json!({})));
     assert_eq!(
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])),
-        Outcome::WaitForKeys { refetch: vec![] }
+        Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http }
     );
     assert_eq!(
         reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))),
@@ -243,7 +243,7 @@ fn any_waits_only_if_nothing_succeeded() {
     let states = vec![KeyState::Loading, KeyState::Ready(&keys[1], KidRefetch::Exhausted)];
     assert_eq!(
         w.decide_with("GET", "/", &[("authorization", &a)], Some(states)),
-        Outcome::WaitForKeys { refetch: vec![] }
+        Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http }
     );
 }
 
@@ -288,10 +288,14 @@ fn unknown_kid_waits_for_one_refetch_when_allowed() {
     let keys = w.keys.clone();
     let o =
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
-    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0] });
+    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0], protocol: Protocol::Http });
+    // A gRPC request that waits is refused in gRPC terms if it cannot wait.
+    let grpc = [("authorization", a.as_str()), ("content-type", "application/grpc")];
+    let o = w.decide_with("POST", "/", &grpc, Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
+    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0], protocol: Protocol::Grpc });
     let o =
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Pending)]));
-    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![] });
+    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http });
     let o = w.decide_with(
         "GET",
         "/",
