@@ -1,116 +1,151 @@
-"""The Istio manifests in envoy/istio/: field names and enum values checked against Istio's
-published CRD schemas (extensions.istio.io/v1alpha1 WasmPlugin, networking.istio.io/v1
-ServiceEntry and DestinationRule), the cluster name cross-checked, and the plugin
-configuration validated by jwt-guard itself."""
+"""The Istio manifests in envoy/istio/ against Istio's real CRD schemas (vendored from istio/api
+at one release in tests/vectors/istio/crds.yaml), with unknown fields refused as `kubectl
+apply` refuses them (strict field validation, its default), plus what the schemas cannot say:
+the cluster name Istio generates, where each plugin applies, and jwt-guard's own check of the
+plugin configuration."""
 
+import copy
 import json
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from jwtguard_support import ROOT
 
-ANY = object()  # free-form (pluginConfig, label maps)
-
-# Field names from Istio's CRD schemas (customresourcedefinitions.gen.yaml).
-WORKLOAD_SELECTOR = {"matchLabels": ANY}
-SCHEMAS = {
-    ("extensions.istio.io/v1alpha1", "WasmPlugin"): {
-        "selector": WORKLOAD_SELECTOR,
-        "targetRef": {"group": str, "kind": str, "name": str},
-        "targetRefs": [{"group": str, "kind": str, "name": str}],
-        "url": str, "sha256": str, "imagePullPolicy": str, "imagePullSecret": str,
-        "pluginConfig": ANY, "pluginName": str, "phase": str, "priority": int,
-        "vmConfig": {"env": [{"name": str, "value": str, "valueFrom": str}]},
-        "match": [{"mode": str, "ports": [{"number": int}]}],
-        "failStrategy": str, "type": str, "verificationKey": str,
-    },
-    ("networking.istio.io/v1", "ServiceEntry"): {
-        "hosts": [str], "addresses": [str],
-        "ports": [{"number": int, "protocol": str, "name": str, "targetPort": int}],
-        "location": str, "resolution": str,
-        "endpoints": [ANY], "workloadSelector": {"labels": ANY}, "exportTo": [str], "subjectAltNames": [str],
-    },
-    ("networking.istio.io/v1", "DestinationRule"): {
-        "host": str,
-        "trafficPolicy": {
-            "loadBalancer": ANY, "connectionPool": ANY, "outlierDetection": ANY, "portLevelSettings": [ANY],
-            "tunnel": ANY, "proxyProtocol": ANY,
-            "tls": {"mode": str, "clientCertificate": str, "privateKey": str, "caCertificates": str,
-                    "credentialName": str, "subjectAltNames": [str], "sni": str, "insecureSkipVerify": bool,
-                    "caCrl": str},
-        },
-        "subsets": [ANY], "exportTo": [str], "workloadSelector": {"matchLabels": ANY},
-    },
-}
-ENUMS = {
-    ("WasmPlugin", "phase"): {"UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"},
-    ("WasmPlugin", "failStrategy"): {"FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"},
-    ("WasmPlugin", "imagePullPolicy"): {"UNSPECIFIED_POLICY", "IfNotPresent", "Always"},
-    ("WasmPlugin", "type"): {"UNSPECIFIED_PLUGIN_TYPE", "HTTP", "NETWORK"},
-    ("ServiceEntry", "location"): {"MESH_EXTERNAL", "MESH_INTERNAL"},
-    ("ServiceEntry", "resolution"): {"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"},
-    ("ServiceEntry", "protocol"): {"HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS"},
-    ("DestinationRule", "mode"): {"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"},
-}
+CRDS = ROOT / "tests" / "vectors" / "istio" / "crds.yaml"
+MANIFESTS = ROOT / "envoy" / "istio"
 
 
-def check(value, schema, path, kind):
-    if schema is ANY:
-        return
-    if isinstance(schema, list):
-        assert isinstance(value, list), f"{path}: expected a list"
-        for i, item in enumerate(value):
-            check(item, schema[0], f"{path}[{i}]", kind)
-        return
-    if isinstance(schema, dict):
-        assert isinstance(value, dict), f"{path}: expected an object"
-        for key, sub in value.items():
-            assert key in schema, f"{path}.{key}: not a field of {kind}"
-            allowed = ENUMS.get((kind, key))
-            if allowed is not None:
-                assert sub in allowed, f"{path}.{key}: {sub!r} is not one of {sorted(allowed)}"
-            check(sub, schema[key], f"{path}.{key}", kind)
-        return
-    assert isinstance(value, schema), f"{path}: expected {schema.__name__}, got {value!r}"
+def strict(schema):
+    """The CRD's openAPIV3Schema with unknown fields refused: an object with `properties` and no
+    `additionalProperties` or `x-kubernetes-preserve-unknown-fields` takes nothing else."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if ("properties" in node and "additionalProperties" not in node
+                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return schema
+
+
+def load_schemas():
+    """{(apiVersion, kind): strict schema} for every served version of the vendored CRDs."""
+    out = {}
+    for crd in yaml.safe_load_all(CRDS.read_text()):
+        if not crd:
+            continue
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for v in crd["spec"]["versions"]:
+            if v.get("served"):
+                out[(f"{group}/{v['name']}", kind)] = strict(v["schema"]["openAPIV3Schema"])
+    return out
+
+
+SCHEMAS = load_schemas()
 
 
 def manifests():
     docs = []
-    for path in sorted((ROOT / "envoy" / "istio").glob("*.yaml")):
+    for path in sorted(MANIFESTS.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            docs.append((path.name, doc))
+            docs.append((str(path.relative_to(MANIFESTS)), doc))
     return docs
 
 
-@pytest.mark.parametrize("name,doc", manifests(), ids=[n for n, _ in manifests()])
-def test_manifest_fields_match_istio_crds(name, doc):
-    key = (doc["apiVersion"], doc["kind"])
-    assert key in SCHEMAS, f"{name}: unexpected {key}"
-    assert set(doc) <= {"apiVersion", "kind", "metadata", "spec"}
-    assert doc["metadata"]["name"]
-    check(doc["spec"], SCHEMAS[key], "spec", doc["kind"])
+def errors(doc):
+    schema = SCHEMAS[(doc["apiVersion"], doc["kind"])]
+    # apiVersion, kind and metadata are Kubernetes' own, not in the CRD's schema.
+    assert set(doc) <= {"apiVersion", "kind", "metadata", "spec"}, sorted(doc)
+    body = {k: v for k, v in doc.items() if k == "spec"}
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in jsonschema.Draft7Validator(schema).iter_errors(body))
 
 
-def by_kind():
-    return {doc["kind"]: doc["spec"] for _, doc in manifests()}
+def test_the_vendored_crds_are_the_ones_the_manifests_use():
+    header = CRDS.read_text().splitlines()[1]
+    assert "at tag v1.30.3" in header, header
+    assert {("extensions.istio.io/v1alpha1", "WasmPlugin"), ("networking.istio.io/v1", "ServiceEntry"),
+            ("networking.istio.io/v1", "DestinationRule")} <= set(SCHEMAS)
 
 
-def test_cluster_name_is_the_one_istio_generates():
-    k = by_kind()
+@pytest.mark.parametrize("name,doc", manifests(), ids=[f"{n}:{d['kind']}" for n, d in manifests()])
+def test_manifest_is_valid_against_istios_crd(name, doc):
+    assert (doc["apiVersion"], doc["kind"]) in SCHEMAS, f"{name}: {doc['apiVersion']} {doc['kind']} is not served"
+    assert doc["metadata"]["name"] and doc["metadata"]["namespace"]
+    assert errors(doc) == []
+
+
+@pytest.mark.parametrize("mutate,expect", [
+    (lambda s: s.update(failStrategy="FAIL_CLOSED"), "failStrategy: 'FAIL_CLOSED' is not one of"),
+    (lambda s: s.update(phase="AUTHENTICATION"), "phase: 'AUTHENTICATION' is not one of"),
+    (lambda s: s.update(match=[{"mode": "INBOUND"}]), "match.0.mode: 'INBOUND' is not one of"),
+    (lambda s: s.update(pluginConfg={}), "Additional properties are not allowed ('pluginConfg' was unexpected)"),
+    (lambda s: s.update(priority="10"), "priority: '10' is not of type 'integer'"),
+])
+def test_the_schema_check_refuses_what_istio_refuses(mutate, expect):
+    # Guards the check itself: each of these is refused by the API server.
+    doc = copy.deepcopy(next(d for _, d in manifests() if d["kind"] == "WasmPlugin"))
+    mutate(doc["spec"])
+    assert any(expect in e for e in errors(doc)), errors(doc)
+
+
+def sets():
+    """{folder: {kind: doc}}: each folder of envoy/istio/ is one deployment."""
+    out = {}
+    for name, doc in manifests():
+        out.setdefault(str(Path(name).parent), {})[doc["kind"]] = doc
+    return out
+
+
+@pytest.mark.parametrize("folder", sorted(sets()))
+def test_each_set_is_complete_and_private_to_its_namespace(folder):
+    k = sets()[folder]
+    assert set(k) == {"WasmPlugin", "ServiceEntry", "DestinationRule"}, folder
     se, dr, wp = k["ServiceEntry"], k["DestinationRule"], k["WasmPlugin"]
-    host, port = se["hosts"][0], se["ports"][0]["number"]
-    cluster = wp["pluginConfig"]["providers"]["auth0"]["remote_jwks"]["http_uri"]["cluster"]
-    assert cluster == f"outbound|{port}||{host}"
-    assert dr["host"] == host and dr["trafficPolicy"]["tls"]["sni"] == host
-    assert wp["phase"] == "AUTHN" and wp["failStrategy"] == "FAIL_CLOSE"
+    ns = {d["metadata"]["namespace"] for d in (se, dr, wp)}
+    assert len(ns) == 1, f"{folder}: one namespace for all three, got {ns}"
+    # exportTo ".": the JWKS host's cluster exists only for this namespace's proxies, which are
+    # the ones running the plugin; without it the entries apply mesh-wide.
+    assert se["spec"]["exportTo"] == ["."] and dr["spec"]["exportTo"] == ["."]
+    host, port = se["spec"]["hosts"][0], se["spec"]["ports"][0]["number"]
+    cluster = wp["spec"]["pluginConfig"]["providers"]["auth0"]["remote_jwks"]["http_uri"]["cluster"]
+    assert cluster == f"outbound|{port}||{host}"  # the name Istio gives the ServiceEntry's cluster
+    tls = dr["spec"]["trafficPolicy"]["tls"]
+    assert dr["spec"]["host"] == host and tls["mode"] == "SIMPLE" and tls["sni"] == host
+    assert tls["subjectAltNames"] == [host]
+    assert wp["spec"]["phase"] == "AUTHN" and wp["spec"]["failStrategy"] == "FAIL_CLOSE"
 
 
-def test_plugin_config_passes_jwt_guard_check_config(tmp_path):
+def test_the_sidecar_plugin_guards_inbound_traffic_only():
+    # On a sidecar, a plugin with no match also runs on the app's outbound calls.
+    wp = sets()["sidecar"]["WasmPlugin"]["spec"]
+    assert wp["match"] == [{"mode": "SERVER"}]
+    assert "selector" in wp
+
+
+def test_the_gateway_plugin_has_no_server_only_match():
+    # Istio counts a gateway's listeners as CLIENT (workloadModeForListenerClass in
+    # pilot/pkg/model/extensions.go): `mode: SERVER` there would switch the plugin off.
+    wp = sets()["gateway"]["WasmPlugin"]["spec"]
+    assert all(m.get("mode", "UNDEFINED") in ("CLIENT", "CLIENT_AND_SERVER", "UNDEFINED") for m in wp.get("match", []))
+    assert wp["selector"]["matchLabels"] == {"istio": "ingressgateway"}
+
+
+@pytest.mark.parametrize("folder", sorted(sets()))
+def test_plugin_config_passes_jwt_guard_check_config(folder, tmp_path):
     config = tmp_path / "plugin.json"
-    config.write_text(json.dumps(by_kind()["WasmPlugin"]["pluginConfig"]))
+    config.write_text(json.dumps(sets()[folder]["WasmPlugin"]["spec"]["pluginConfig"]))
     cli = ROOT / "target" / "release" / "jwt-guard"
     r = subprocess.run([str(cli), "check-config", str(config)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -98,12 +99,18 @@ class _Server:
         self.port = port or free_port()
         self.handler_cls = handler_cls
         self.httpd = None
+        # (certificate chain file, key file): serve HTTPS instead of HTTP.
+        self.tls: tuple[str, str] | None = None
 
     def start(self):
         handler = self.handler_cls
         handler.owner = self
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self.httpd.daemon_threads = True
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 
