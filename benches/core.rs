@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 use jwt_guard::authn::authenticate;
-use jwt_guard::decision::{Engine, Request};
+use jwt_guard::decision::{no_peer_certificate, Engine, Request};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::jwks::{KeyState, KidRefetch};
 use jwt_guard::policy::{Config, KeySource};
@@ -214,7 +214,8 @@ fn main() {
         let auth = format!("Bearer {tok}");
         let headers: Vec<(&str, &[u8])> =
             vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
-        let req = Request { method: "GET", path: "/api/items", headers: &headers };
+        let req =
+            Request { method: "GET", path: "/api/items", headers: &headers, peer_certificate: &no_peer_certificate };
         time(&format!("{name} cached: engine decision, warm cache"), || {
             black_box(engine.decide(&req, &states, now, &mut caches));
         });
@@ -232,7 +233,8 @@ fn main() {
     for auth in &tokens {
         let headers: Vec<(&str, &[u8])> =
             vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", auth.as_bytes())];
-        let req = Request { method: "GET", path: "/api/items", headers: &headers };
+        let req =
+            Request { method: "GET", path: "/api/items", headers: &headers, peer_certificate: &no_peer_certificate };
         black_box(engine.decide(&req, &states, now, &mut caches));
     }
     let grown = LIVE.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);

@@ -125,3 +125,26 @@ pub fn id_token(patch: Value) -> String {
     merge(&mut c, patch);
     sign(Algorithm::RS256, json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}), c)
 }
+
+/// The public JWK of a key in `JWKS` (`ec-1`, `ed-1`, `rsa-1`...), without `kid`, `alg`,
+/// `use` and `key_ops`: what a DPoP client puts in its proof header.
+pub fn public_jwk(kid: &str) -> Value {
+    let doc: Value = serde_json::from_str(JWKS).unwrap();
+    let mut jwk = doc["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
+    for m in ["kid", "alg", "use", "key_ops"] {
+        jwk.as_object_mut().unwrap().remove(m);
+    }
+    jwk
+}
+
+/// The claims of a valid DPoP proof for `method` `htu` and `token`, issued at `NOW`.
+pub fn dpop_claims(jti: &str, method: &str, htu: &str, token: &str) -> Value {
+    json!({"jti": jti, "htm": method, "htu": htu, "iat": NOW, "ath": crate::authn::dpop::access_token_hash(token)})
+}
+
+/// A DPoP proof signed by `alg`'s test key, carrying `jwk`, with `header` and `claims` patches.
+pub fn dpop_proof(alg: Algorithm, jwk: Value, header: Value, claims: Value) -> String {
+    let mut h = json!({"typ": "dpop+jwt", "alg": format!("{alg:?}"), "jwk": jwk});
+    merge(&mut h, header);
+    sign_raw(&h.to_string(), &claims.to_string(), alg, &encoding_key(alg))
+}

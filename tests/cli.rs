@@ -157,3 +157,42 @@ fn usage_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("check-config"));
 }
+
+#[test]
+fn explain_checks_a_dpop_request_and_a_certificate_binding() {
+    use jwt_guard::jwks::jwk_thumbprint;
+    use jwt_guard::testkit::{dpop_claims, dpop_proof, public_jwk, NOW as NOW_SECS};
+    let config = local_config();
+    let jkt = jwk_thumbprint(public_jwk("ec-1").as_object().unwrap()).unwrap();
+    let t = token(
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}),
+        json!({"iss": ISS, "aud": API, "sub": "u", "iat": NOW_SECS - 5, "exp": NOW_SECS + 600, "cnf": {"jkt": jkt}}),
+    );
+    let url = "https://api.example.com/items";
+    let proof = dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), dpop_claims("j1", "GET", url, &t));
+    let (code, out, err) =
+        run(&["explain", "--config", &config, "--now", NOW, "--url", url, "--dpop", &proof, &t], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("status: allowed"), "{out}");
+    let (code, out, _) = run(&["explain", "--config", &config, "--now", NOW, "--url", url, &t], None);
+    assert_eq!(code, 2);
+    assert!(out.contains("reason: dpop_downgrade") && out.contains("www-authenticate: DPoP realm=\"api\""), "{out}");
+    let (code, out, _) = run(
+        &["explain", "--config", &config, "--now", NOW, "--url", "https://api.example.com/other", "--dpop", &proof, &t],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("reason: dpop_mismatch"), "{out}");
+    // A certificate-bound token: the digest given, in hex, decides.
+    let t = token(
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}),
+        json!({"iss": ISS, "aud": API, "sub": "u", "iat": NOW_SECS - 5, "exp": NOW_SECS + 600,
+               "cnf": {"x5t#S256": jwt_guard::token::base64url::encode(&[0xab; 32])}}),
+    );
+    let (code, out, _) = run(&["explain", "--config", &config, "--now", NOW, &t], None);
+    assert_eq!(code, 2);
+    assert!(out.contains("reason: cert_missing"), "{out}");
+    let hex = "AB".repeat(32);
+    let (code, out, _) = run(&["explain", "--config", &config, "--now", NOW, "--client-cert-sha256", &hex, &t], None);
+    assert_eq!(code, 0, "{out}");
+}

@@ -12,7 +12,7 @@ use crate::deny::Reason;
 use crate::jwks::KeySet;
 use crate::policy::Provider;
 use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
-use crate::token::{self, Shape};
+use crate::token::{self, base64url, Shape};
 
 /// What a verified token contributes to the request: everything the decision and the
 /// forwarded headers need, so a cache can hold it instead of the token's parse tree.
@@ -26,6 +26,16 @@ pub struct Verified {
     /// `(header, value)` pairs from `claim_to_headers`.
     pub claim_headers: Vec<(String, String)>,
     pub payload_b64: String,
+    /// What the token is bound to (RFC 7800 `cnf`), checked on every request that presents it.
+    pub binding: Binding,
+}
+
+/// A sender-constrained token's confirmation: a DPoP key (RFC 9449 `jkt`) and/or a client
+/// certificate (RFC 8705 `x5t#S256`, decoded to its 32 bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    pub jkt: Option<String>,
+    pub x5t_s256: Option<Vec<u8>>,
 }
 
 /// The checks, in the order they run. `explain` shows each one.
@@ -166,6 +176,7 @@ pub fn authenticate_traced<T: Tracer>(
     t.passed(Check::Lifetime);
     check_client(provider, claims)?;
     t.passed(Check::Client);
+    let binding = binding(&claims.all)?;
     Ok(Verified {
         exp: claims.exp,
         kid: jwt.header.kid.clone(),
@@ -174,7 +185,37 @@ pub fn authenticate_traced<T: Tracer>(
         scopes: scopes(&claims.all),
         claim_headers: claim_headers(provider, &claims.all),
         payload_b64: jwt.payload_b64.to_string(),
+        binding,
     })
+}
+
+/// The `cnf` claim's `jkt` and `x5t#S256`. A `cnf` we cannot read is refused rather than
+/// ignored: ignoring it would accept a bound token as a bearer token.
+fn binding(claims: &serde_json::Map<String, Value>) -> Result<Binding, Reason> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(Binding::default());
+    };
+    let Value::Object(cnf) = cnf else {
+        return Err(Reason::Malformed("`cnf` is not an object"));
+    };
+    let jkt = match cnf.get("jkt") {
+        None => None,
+        Some(Value::String(j)) if j.len() == 43 && base64url::decode(j.as_bytes()).is_ok() => Some(j.clone()),
+        Some(_) => return Err(Reason::Malformed("`cnf.jkt` is not a base64url SHA-256 thumbprint")),
+    };
+    let x5t_s256 = match cnf.get("x5t#S256") {
+        None => None,
+        Some(Value::String(x)) => match base64url::decode(x.as_bytes()) {
+            Ok(bytes) if bytes.len() == 32 => Some(bytes),
+            _ => return Err(Reason::Malformed("`cnf.x5t#S256` is not a base64url SHA-256 digest")),
+        },
+        Some(_) => return Err(Reason::Malformed("`cnf.x5t#S256` is not a base64url SHA-256 digest")),
+    };
+    if jkt.is_none() && x5t_s256.is_none() && !cnf.is_empty() {
+        // `jwk`, `jku`, `kid` or another confirmation method we cannot enforce.
+        return Err(Reason::Malformed("`cnf` names a confirmation method this API does not support"));
+    }
+    Ok(Binding { jkt, x5t_s256 })
 }
 
 fn check_algorithm(provider: &Provider, alg: &str) -> Result<JoseAlg, Reason> {

@@ -1,7 +1,8 @@
 //! One provider's verdict on one token: the checks in order, access versus ID token, the
-//! signature against the key set.
+//! signature against the key set, and DPoP proofs.
 
 mod authenticator;
+pub mod dpop;
 pub mod signature;
 pub mod token_kind;
 

@@ -1,10 +1,12 @@
 //! `jwt-guard`: the filter's core on the command line.
 //!
 //!   jwt-guard check-config FILE
-//!   jwt-guard explain --config FILE [--jwks FILE] [--path P] [--method M] [--now UNIX] [TOKEN|-]
+//!   jwt-guard explain --config FILE [--jwks FILE] [--path P | --url URL] [--method M]
+//!                     [--dpop PROOF] [--client-cert-sha256 HEX] [--now UNIX] [TOKEN|-]
 //!
 //! `explain` prints the decision the filter would make for a request carrying TOKEN in the
-//! Authorization header (or read from stdin), with every check and the exact response.
+//! Authorization header (or read from stdin), with every check and the exact response. With
+//! `--dpop` the token goes as `Authorization: DPoP` with that proof.
 //! Exit status: 0 allowed / valid config, 2 denied, 1 usage or configuration error.
 
 use std::collections::HashSet;
@@ -22,10 +24,14 @@ use jwt_guard::token::{self, fingerprint, Shape};
 
 const USAGE: &str = "usage:
   jwt-guard check-config FILE
-  jwt-guard explain --config FILE [--jwks FILE] [--path PATH] [--method METHOD] [--now UNIX_SECONDS] [TOKEN|-]
+  jwt-guard explain --config FILE [--jwks FILE] [--path PATH | --url URL] [--method METHOD]
+                    [--dpop PROOF] [--client-cert-sha256 HEX] [--now UNIX_SECONDS] [TOKEN|-]
 
 explain reads the token from stdin when TOKEN is absent or `-`. --jwks supplies the keys of
-providers that use remote_jwks or discovery. Exit status: 0 allowed, 2 denied, 1 error.";
+providers that use remote_jwks or discovery. --url sets the scheme, host and path a DPoP
+proof's htu is checked against (default http://localhost/ and --path). --dpop sends the token
+as `Authorization: DPoP` with that proof; --client-cert-sha256 is the client certificate's
+SHA-256 (hex) for certificate-bound tokens. Exit status: 0 allowed, 2 denied, 1 error.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,11 +102,26 @@ struct Options {
     method: String,
     now: u64,
     token: Option<String>,
+    scheme: String,
+    authority: String,
+    dpop: Option<String>,
+    client_cert: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut o = Options { config: String::new(), jwks: None, path: "/".into(), method: "GET".into(), now, token: None };
+    let mut o = Options {
+        config: String::new(),
+        jwks: None,
+        path: "/".into(),
+        method: "GET".into(),
+        now,
+        token: None,
+        scheme: "http".into(),
+        authority: "localhost".into(),
+        dpop: None,
+        client_cert: None,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
@@ -108,6 +129,17 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--config" => o.config = value()?,
             "--jwks" => o.jwks = Some(value()?),
             "--path" => o.path = value()?,
+            "--url" => {
+                let url = value()?;
+                let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("--url {url:?} is not absolute"))?;
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                (o.scheme, o.authority, o.path) = (scheme.to_string(), authority.to_string(), path.to_string());
+            }
+            "--dpop" => o.dpop = Some(value()?),
+            "--client-cert-sha256" => o.client_cert = Some(value()?),
             "--method" => o.method = value()?.to_ascii_uppercase(),
             "--now" => o.now = value()?.parse().map_err(|_| "--now takes Unix seconds".to_string())?,
             "-" => o.token = None,
@@ -136,7 +168,9 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             s
         }
     };
-    let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim()).to_string();
+    let trimmed = token.trim();
+    let token =
+        trimmed.strip_prefix("Bearer ").or_else(|| trimmed.strip_prefix("DPoP ")).unwrap_or(trimmed).to_string();
 
     println!("Token");
     let shape = token::shape(&token);
@@ -227,9 +261,18 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             None => KeyState::Unavailable,
         })
         .collect();
-    let auth = format!("Bearer {token}");
-    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
-    let req = Request { method: &o.method, path: &o.path, headers: &headers };
+    let auth = format!("{} {token}", if o.dpop.is_some() { "DPoP" } else { "Bearer" });
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        (":scheme", o.scheme.as_bytes()),
+        (":authority", o.authority.as_bytes()),
+        ("authorization", auth.as_bytes()),
+    ];
+    if let Some(proof) = &o.dpop {
+        headers.push(("dpop", proof.as_bytes()));
+    }
+    let cert = o.client_cert.clone();
+    let peer_certificate = move || cert.clone().map(String::into_bytes);
+    let req = Request { method: &o.method, path: &o.path, headers: &headers, peer_certificate: &peer_certificate };
     let mut caches = engine.new_caches();
     println!();
     println!("Decision for {} {}", o.method, o.path);

@@ -8,17 +8,26 @@ use crate::authn::{authenticate, Verified};
 use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::route::find_rule;
+use crate::decision::sender::{check_sender, Presented};
 use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
-use crate::deny::{Protocol, Reason};
+use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::{KeyState, KidRefetch};
-use crate::policy::{Config, Requirement};
+use crate::policy::{Config, DpopMode, Requirement};
 
 pub struct Request<'a> {
     pub method: &'a str,
     /// `:path`, query string included.
     pub path: &'a str,
     pub headers: &'a Headers<'a>,
+    /// The client certificate's SHA-256 as the host reports it, read only for a token bound to
+    /// a certificate (`NO_PEER_CERTIFICATE` where there is none).
+    pub peer_certificate: &'a dyn Fn() -> Option<Vec<u8>>,
+}
+
+/// For callers without a connection (the CLI, tests): no client certificate.
+pub fn no_peer_certificate() -> Option<Vec<u8>> {
+    None
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,7 +102,14 @@ impl Engine {
 
     /// One cache per provider, sized by its `jwt_cache_size`.
     pub fn new_caches(&self) -> Vec<TokenCache> {
-        self.config.providers.iter().map(|p| TokenCache::new(p.jwt_cache_size)).collect()
+        self.config
+            .providers
+            .iter()
+            .map(|p| {
+                let proofs = if p.dpop.mode == DpopMode::Disabled { 0 } else { p.dpop.replay_cache_size };
+                TokenCache::with_proof_memory(p.jwt_cache_size, proofs)
+            })
+            .collect()
     }
 
     /// `keys[i]` is the state of provider `i`'s key set.
@@ -134,9 +150,10 @@ impl Engine {
         let result = ev.eval(requirement);
         // The token the deciding provider judged, carried with a denial for its log line.
         let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
+        let dpop_sent = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).is_some_and(|f| f.dpop);
         match result {
             Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch, protocol },
-            Eval::Fail(reason, p) => self.deny_with(reason, p, judged(p), protocol),
+            Eval::Fail(reason, p) => self.refuse(reason, p, judged(p), dpop_sent(p), protocol),
             Eval::Ok => {
                 let verified: Vec<(usize, Rc<Verified>)> = ev
                     .outcomes
@@ -158,7 +175,7 @@ impl Engine {
                         .collect();
                     if !missing.is_empty() {
                         let p = verified.first().map(|(i, _)| *i);
-                        return self.deny_with(Reason::Scope(scopes.join(" ")), p, judged(p), protocol);
+                        return self.refuse(Reason::Scope(scopes.join(" ")), p, judged(p), dpop_sent(p), protocol);
                     }
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
@@ -168,10 +185,39 @@ impl Engine {
     }
 
     pub fn deny(&self, reason: Reason, provider: Option<usize>, protocol: Protocol) -> Outcome {
-        self.deny_with(reason, provider, None, protocol)
+        self.refuse(reason, provider, None, false, protocol)
     }
 
-    fn deny_with(&self, reason: Reason, provider: Option<usize>, token: Option<String>, protocol: Protocol) -> Outcome {
+    /// The challenge names DPoP (RFC 9449 §7.1) when the client used it, when the refusal is
+    /// about DPoP, or when the provider takes nothing else; Bearer clients see Bearer.
+    fn scheme(&self, reason: &Reason, provider: Option<usize>, dpop_sent: bool) -> Option<String> {
+        let p = &self.config.providers[provider?];
+        if p.dpop.mode == DpopMode::Disabled {
+            return None;
+        }
+        let about_dpop = matches!(
+            reason,
+            Reason::DpopProof(_)
+                | Reason::DpopMismatch(_)
+                | Reason::DpopStale
+                | Reason::DpopReplay
+                | Reason::DpopKey
+                | Reason::DpopDowngrade
+                | Reason::DpopUnbound
+                | Reason::DpopRequired
+        );
+        (dpop_sent || about_dpop || p.dpop.mode == DpopMode::Required)
+            .then(|| p.dpop.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(" "))
+    }
+
+    fn refuse(
+        &self,
+        reason: Reason,
+        provider: Option<usize>,
+        token: Option<String>,
+        dpop_sent: bool,
+        protocol: Protocol,
+    ) -> Outcome {
         let audiences: Vec<String> = match provider {
             Some(i) => self.config.providers[i].audiences.clone(),
             None => {
@@ -186,7 +232,9 @@ impl Engine {
                 all
             }
         };
-        let response = for_reason(&reason, &self.config.realm, &audiences, protocol);
+        let algs = self.scheme(&reason, provider, dpop_sent);
+        let scheme = algs.as_deref().map_or(Scheme::Bearer, Scheme::Dpop);
+        let response = for_reason(&reason, &self.config.realm, &audiences, protocol, scheme);
         Outcome::Deny(Denial { provider, token, reason, response })
     }
 
@@ -246,6 +294,10 @@ impl Engine {
                 Location::Header(name) => {
                     if !m.remove_headers.contains(name) {
                         m.remove_headers.push(name.clone());
+                    }
+                    // The proof goes with its token: the upstream could replay neither.
+                    if f.dpop && !m.remove_headers.iter().any(|h| h == "dpop") {
+                        m.remove_headers.push("dpop".to_string());
                     }
                 }
                 Location::Param(name) => path = Some(remove_query_param(path.as_deref().unwrap_or(req.path), name)),
@@ -311,6 +363,16 @@ impl Evaluation<'_, '_, '_> {
                                 }
                             },
                         };
+                        let verdict = verdict.and_then(|v| {
+                            // Per request, never cached: the proof and the connection are new each time.
+                            let presented = Presented {
+                                method: self.req.method,
+                                path: self.req.path,
+                                headers: self.req.headers,
+                                peer_certificate: self.req.peer_certificate,
+                            };
+                            check_sender(provider, &v.binding, &found, &presented, cache, self.now).map(|()| v)
+                        });
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),
                             // The issuer may have rotated keys since we fetched them.

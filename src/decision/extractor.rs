@@ -20,6 +20,8 @@ pub enum Location {
 pub struct Found {
     pub token: String,
     pub location: Location,
+    /// Sent as `Authorization: DPoP <token>` (RFC 9449 §7.1), so it needs a proof.
+    pub dpop: bool,
 }
 
 /// Returns the one token the extraction finds, `None` if there is none, or a 400 reason.
@@ -57,7 +59,13 @@ pub fn extract_unchecked(ex: &Extraction, path: &str, headers: &Headers<'_>) -> 
     };
     for source in &ex.headers {
         if let Some(token) = from_header(source, headers)? {
-            keep(Found { token, location: Location::Header(source.name.clone()) })?;
+            keep(Found { token, location: Location::Header(source.name.clone()), dpop: false })?;
+        }
+        if ex.dpop_scheme && source.name == "authorization" && source.value_prefix.as_deref() == Some("Bearer ") {
+            let dpop = HeaderSource { name: source.name.clone(), value_prefix: Some("DPoP ".to_string()) };
+            if let Some(token) = from_header(&dpop, headers)? {
+                keep(Found { token, location: Location::Header(source.name.clone()), dpop: true })?;
+            }
         }
     }
     if !ex.params.is_empty() {
@@ -67,14 +75,14 @@ pub fn extract_unchecked(ex: &Extraction, path: &str, headers: &Headers<'_>) -> 
         }
         for name in &ex.params {
             if let Some(token) = from_query(name, query)? {
-                keep(Found { token, location: Location::Param(name.clone()) })?;
+                keep(Found { token, location: Location::Param(name.clone()), dpop: false })?;
             }
         }
     }
     if !ex.cookies.is_empty() {
         for name in &ex.cookies {
             if let Some(token) = from_cookies(name, headers)? {
-                keep(Found { token, location: Location::Cookie(name.clone()) })?;
+                keep(Found { token, location: Location::Cookie(name.clone()), dpop: false })?;
             }
         }
     }

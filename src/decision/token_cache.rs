@@ -8,6 +8,12 @@
 //!   change for the same token and keys (a bad signature stays bad), so replaying a forged
 //!   token costs a lookup, not a signature check.
 //!
+//! - The proof memory holds the DPoP proofs (`jkt` and `jti`) seen within their proof-age
+//!   window, up to `dpop.replay_cache_size`, so a replayed proof is refused. It is per worker
+//!   (per VM): a proof replayed to another worker within the window is not caught there, and
+//!   when more proofs than its size arrive within one window the oldest are forgotten. It is
+//!   not cleared when keys change: a used proof stays used.
+//!
 //! Keys are the token strings themselves, hashed with std's SipHash seeded per process: an
 //! attacker can neither collide entries nor confuse two tokens. Get, put and eviction are
 //! O(1) (the `lru` crate).
@@ -69,6 +75,7 @@ impl<V> Lru<V> {
 pub struct TokenCache {
     verified: Lru<Rc<Verified>>,
     rejected: Lru<Reason>,
+    proofs: Lru<u64>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -87,7 +94,36 @@ fn is_permanent(reason: &Reason) -> bool {
 
 impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
-        TokenCache { verified: Lru::new(capacity), rejected: Lru::new(NEGATIVE_CACHE_SIZE), hits: 0, misses: 0 }
+        TokenCache::with_proof_memory(capacity, 0)
+    }
+
+    pub fn with_proof_memory(capacity: usize, proofs: usize) -> TokenCache {
+        TokenCache {
+            verified: Lru::new(capacity),
+            rejected: Lru::new(NEGATIVE_CACHE_SIZE),
+            proofs: Lru::new(proofs),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Records a DPoP proof (`jkt`, `jti`) good until `until`; false if the same proof was
+    /// already recorded and is still within its window (a replay). A memory of size 0 refuses
+    /// every proof rather than accepting replays (the configuration never allows 0).
+    pub fn first_use_of_proof(&mut self, jkt: &str, jti: &str, until: u64, now: u64) -> bool {
+        let key = format!("{jkt}.{jti}");
+        if self.proofs.map.is_none() {
+            return false;
+        }
+        if self.proofs.get(&key).is_some_and(|exp| *exp >= now) {
+            return false;
+        }
+        self.proofs.put(&key, until);
+        true
+    }
+
+    pub fn proofs_len(&self) -> usize {
+        self.proofs.len()
     }
 
     pub fn len(&self) -> usize {
@@ -129,7 +165,7 @@ impl TokenCache {
         }
     }
 
-    /// Forgets everything: called whenever the provider's key set changes.
+    /// Forgets every verdict: called whenever the provider's key set changes. Proofs stay.
     pub fn clear(&mut self) {
         self.verified.clear();
         self.rejected.clear();
@@ -149,6 +185,7 @@ mod tests {
             scopes: vec![],
             claim_headers: vec![],
             payload_b64: String::new(),
+            binding: Default::default(),
         })
     }
 
@@ -181,6 +218,19 @@ mod tests {
         let mut c = TokenCache::new(0);
         c.put("t", &Ok(verified(None)));
         assert!(c.get("t", 0, 0).is_none());
+    }
+
+    #[test]
+    fn a_proof_is_used_once_within_its_window_and_survives_a_key_change() {
+        let mut c = TokenCache::with_proof_memory(10, 2);
+        assert!(c.first_use_of_proof("k", "j1", 160, 100));
+        assert!(!c.first_use_of_proof("k", "j1", 160, 150), "a replay");
+        assert!(c.first_use_of_proof("other-key", "j1", 160, 150), "the same jti from another key");
+        c.clear();
+        assert!(!c.first_use_of_proof("k", "j1", 160, 150), "keys changed, the proof stays used");
+        assert!(c.first_use_of_proof("k", "j1", 230, 161), "after its window it would be refused as stale anyway");
+        assert_eq!(c.proofs_len(), 2, "bounded");
+        assert!(!TokenCache::new(10).first_use_of_proof("k", "j", 1, 0), "no memory: refuse");
     }
 
     #[test]

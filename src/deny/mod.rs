@@ -5,4 +5,4 @@ mod reason;
 pub mod response;
 
 pub use reason::*;
-pub use response::Protocol;
+pub use response::{Protocol, Scheme};

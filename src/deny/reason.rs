@@ -50,6 +50,27 @@ pub enum Reason {
     IdToken,
     /// A valid token without the scopes the route needs. Carries the required scopes.
     Scope(String),
+    /// A DPoP proof that is missing, repeated or malformed, or fails a check of its own (`typ`,
+    /// `alg`, `jwk`, signature). Carries which.
+    DpopProof(&'static str),
+    /// A proof made for another request or token: `htm`, `htu` or `ath` differ. Carries which.
+    DpopMismatch(&'static str),
+    /// A proof whose `iat` is older than `max_proof_age`, or in the future beyond the skew.
+    DpopStale,
+    /// A proof whose `jti` was already used within the proof-age window.
+    DpopReplay,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+    DpopKey,
+    /// A DPoP-bound token (`cnf.jkt`) sent as a bearer token: the downgrade RFC 9449 warns of.
+    DpopDowngrade,
+    /// `Authorization: DPoP` with a token that is not bound to a key.
+    DpopUnbound,
+    /// A bearer token where the provider requires DPoP.
+    DpopRequired,
+    /// A token bound to a client certificate (`cnf["x5t#S256"]`) on a connection without one.
+    CertMissing,
+    /// A certificate-bound token on a connection with another client certificate.
+    CertMismatch,
     /// The provider's signing keys are not available (never loaded, or the fetch deadline
     /// passed).
     KeysUnavailable,
@@ -72,6 +93,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 403 for a route no rule covers.
     AccessDenied,
+    /// RFC 9449 §7.1: the DPoP proof is invalid (401).
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -84,6 +107,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::Unavailable => "temporarily_unavailable",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }
@@ -115,6 +139,16 @@ impl Reason {
             Reason::Lifetime("example"),
             Reason::Client,
             Reason::Scope("example".to_string()),
+            Reason::DpopProof("example"),
+            Reason::DpopMismatch("example"),
+            Reason::DpopStale,
+            Reason::DpopReplay,
+            Reason::DpopKey,
+            Reason::DpopDowngrade,
+            Reason::DpopUnbound,
+            Reason::DpopRequired,
+            Reason::CertMissing,
+            Reason::CertMismatch,
             Reason::KeysUnavailable,
             Reason::NoRoute,
             Reason::Internal,
@@ -145,9 +179,19 @@ impl Reason {
             Reason::Lifetime(_) => 18,
             Reason::Client => 19,
             Reason::Scope(_) => 20,
-            Reason::KeysUnavailable => 21,
-            Reason::NoRoute => 22,
-            Reason::Internal => 23,
+            Reason::DpopProof(_) => 21,
+            Reason::DpopMismatch(_) => 22,
+            Reason::DpopStale => 23,
+            Reason::DpopReplay => 24,
+            Reason::DpopKey => 25,
+            Reason::DpopDowngrade => 26,
+            Reason::DpopUnbound => 27,
+            Reason::DpopRequired => 28,
+            Reason::CertMissing => 29,
+            Reason::CertMismatch => 30,
+            Reason::KeysUnavailable => 31,
+            Reason::NoRoute => 32,
+            Reason::Internal => 33,
         }
     }
 
@@ -175,6 +219,16 @@ impl Reason {
             Reason::Client => "client",
             Reason::IdToken => "id_token",
             Reason::Scope(_) => "scope",
+            Reason::DpopProof(_) => "dpop_proof",
+            Reason::DpopMismatch(_) => "dpop_mismatch",
+            Reason::DpopStale => "dpop_stale",
+            Reason::DpopReplay => "dpop_replay",
+            Reason::DpopKey => "dpop_key",
+            Reason::DpopDowngrade => "dpop_downgrade",
+            Reason::DpopUnbound => "dpop_unbound",
+            Reason::DpopRequired => "dpop_required",
+            Reason::CertMissing => "cert_missing",
+            Reason::CertMismatch => "cert_mismatch",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::NoRoute => "no_route",
             Reason::Internal => "internal",
@@ -187,6 +241,7 @@ impl Reason {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
             ErrorCode::Unavailable => 503,
+            ErrorCode::InvalidDpopProof => 401,
         }
     }
 
@@ -197,6 +252,11 @@ impl Reason {
             Reason::Scope(_) => ErrorCode::InsufficientScope,
             Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,
             Reason::NoRoute => ErrorCode::AccessDenied,
+            Reason::DpopProof(_)
+            | Reason::DpopMismatch(_)
+            | Reason::DpopStale
+            | Reason::DpopReplay
+            | Reason::DpopKey => ErrorCode::InvalidDpopProof,
             _ => ErrorCode::InvalidToken,
         }
     }
@@ -262,6 +322,37 @@ impl Reason {
             Reason::Scope(scopes) => {
                 format!("The access token lacks the scope this route requires: {scopes}.")
             }
+            Reason::DpopProof(why) => format!("The DPoP proof is not valid: {why}."),
+            Reason::DpopMismatch(why) => format!(
+                "The DPoP proof was made for another request: {why}. Make a new proof for this method \
+                 and URL, with `ath` for this access token."
+            ),
+            Reason::DpopStale => "The DPoP proof is too old or dated in the future (iat). Make a fresh proof \
+                                  for each request."
+                .to_string(),
+            Reason::DpopReplay => {
+                "The DPoP proof was already used. Make a new proof, with a new `jti`, for each request.".to_string()
+            }
+            Reason::DpopKey => "The DPoP proof is signed with another key than the one the access token is \
+                                bound to (cnf.jkt)."
+                .to_string(),
+            Reason::DpopDowngrade => "The access token is bound to a DPoP key: send it as `Authorization: DPoP \
+                                      <token>` with a `DPoP` proof header, not as a bearer token."
+                .to_string(),
+            Reason::DpopUnbound => "The access token is not bound to a DPoP key, so it cannot be sent with the \
+                                    DPoP scheme: send it as `Authorization: Bearer <token>`, or request a \
+                                    DPoP-bound token."
+                .to_string(),
+            Reason::DpopRequired => "This API accepts DPoP-bound access tokens only: request the token with a \
+                                     DPoP proof, and send it as `Authorization: DPoP <token>` with a `DPoP` \
+                                     proof header."
+                .to_string(),
+            Reason::CertMissing => "The access token is bound to a client certificate: call the API over \
+                                    mutual TLS with that certificate."
+                .to_string(),
+            Reason::CertMismatch => "The access token is bound to another client certificate than the one \
+                                     this connection presented."
+                .to_string(),
             Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
             Reason::NoRoute => "No rule allows this route.".to_string(),
             Reason::Internal => "The gateway could not check this request. Retry shortly.".to_string(),

@@ -17,6 +17,15 @@ pub struct Response {
     pub body: String,
 }
 
+/// The authentication scheme a challenge names (RFC 9449 §7.1). `Dpop` carries the proof
+/// algorithms accepted, space-separated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme<'a> {
+    #[default]
+    Bearer,
+    Dpop(&'a str),
+}
+
 /// How the client speaks: it decides the shape of a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
@@ -51,8 +60,19 @@ fn quoted(s: &str) -> String {
         .collect()
 }
 
-pub fn for_reason(reason: &Reason, realm: &str, audiences: &[String], protocol: Protocol) -> Response {
+pub fn for_reason(
+    reason: &Reason,
+    realm: &str,
+    audiences: &[String],
+    protocol: Protocol,
+    scheme: Scheme<'_>,
+) -> Response {
     let code = reason.error_code();
+    // `Bearer realm="api"` or `DPoP realm="api", algs="ES256 ..."`: what every challenge starts with.
+    let head = match scheme {
+        Scheme::Bearer => format!("Bearer realm=\"{}\"", quoted(realm)),
+        Scheme::Dpop(algs) => format!("DPoP realm=\"{}\", algs=\"{}\"", quoted(realm), quoted(algs)),
+    };
     let description = reason.description(audiences);
     // gRPC: Envoy sets content-type application/grpc itself; ours would replace it.
     let mut headers = match protocol {
@@ -60,21 +80,17 @@ pub fn for_reason(reason: &Reason, realm: &str, audiences: &[String], protocol: 
         Protocol::Grpc => vec![],
     };
     let challenge = match code {
-        ErrorCode::None => Some(format!("Bearer realm=\"{}\"", quoted(realm))),
-        ErrorCode::InvalidRequest | ErrorCode::InvalidToken => Some(format!(
-            "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
-            quoted(realm),
-            code.body_code(),
-            quoted(&description)
-        )),
+        ErrorCode::None => Some(head),
+        ErrorCode::InvalidRequest | ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof => {
+            Some(format!("{head}, error=\"{}\", error_description=\"{}\"", code.body_code(), quoted(&description)))
+        }
         ErrorCode::InsufficientScope => {
             let scope = match reason {
                 Reason::Scope(s) => s.as_str(),
                 _ => "",
             };
             Some(format!(
-                "Bearer realm=\"{}\", error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
-                quoted(realm),
+                "{head}, error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
                 quoted(&description),
                 quoted(scope)
             ))
@@ -108,7 +124,7 @@ mod tests {
 
     #[test]
     fn missing_token_has_no_error_attribute() {
-        let r = for_reason(&Reason::Missing, "api", &[], Protocol::Http);
+        let r = for_reason(&Reason::Missing, "api", &[], Protocol::Http, Scheme::Bearer);
         assert_eq!(r.status, 401);
         assert_eq!(challenge(&r), Some("Bearer realm=\"api\""));
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -118,7 +134,7 @@ mod tests {
     #[test]
     fn invalid_token_challenge_and_body() {
         let aud = vec!["https://api.example.com".to_string()];
-        let r = for_reason(&Reason::IdToken, "api", &aud, Protocol::Http);
+        let r = for_reason(&Reason::IdToken, "api", &aud, Protocol::Http, Scheme::Bearer);
         assert_eq!(r.status, 401);
         let c = challenge(&r).unwrap();
         assert!(c.starts_with("Bearer realm=\"api\", error=\"invalid_token\", error_description=\""), "{c}");
@@ -131,21 +147,21 @@ mod tests {
 
     #[test]
     fn invalid_request_is_400() {
-        let r = for_reason(&Reason::InvalidRequest("x"), "api", &[], Protocol::Http);
+        let r = for_reason(&Reason::InvalidRequest("x"), "api", &[], Protocol::Http, Scheme::Bearer);
         assert_eq!(r.status, 400);
         assert!(challenge(&r).unwrap().contains("error=\"invalid_request\""));
     }
 
     #[test]
     fn insufficient_scope_names_the_scope() {
-        let r = for_reason(&Reason::Scope("admin:write".into()), "api", &[], Protocol::Http);
+        let r = for_reason(&Reason::Scope("admin:write".into()), "api", &[], Protocol::Http, Scheme::Bearer);
         assert_eq!(r.status, 403);
         assert!(challenge(&r).unwrap().ends_with("scope=\"admin:write\""));
     }
 
     #[test]
     fn unavailable_has_no_challenge() {
-        let r = for_reason(&Reason::KeysUnavailable, "api", &[], Protocol::Http);
+        let r = for_reason(&Reason::KeysUnavailable, "api", &[], Protocol::Http, Scheme::Bearer);
         assert_eq!(r.status, 503);
         assert_eq!(challenge(&r), None);
     }
@@ -160,13 +176,32 @@ mod tests {
             (Reason::KeysUnavailable, 503, 14),
             (Reason::InvalidRequest("x"), 400, 3),
         ] {
-            let h = for_reason(&reason, "api", &aud, Protocol::Http);
-            let g = for_reason(&reason, "api", &aud, Protocol::Grpc);
+            let h = for_reason(&reason, "api", &aud, Protocol::Http, Scheme::Bearer);
+            let g = for_reason(&reason, "api", &aud, Protocol::Grpc, Scheme::Bearer);
             assert_eq!((g.status, g.grpc_status, h.grpc_status), (http, Some(grpc), None), "{reason:?}");
             assert_eq!(g.body, reason.description(&aud), "grpc-message is the description, not JSON");
             assert_eq!(challenge(&g), challenge(&h), "the same challenge");
             assert!(!g.headers.iter().any(|(k, _)| k == "content-type"), "Envoy's application/grpc stays");
         }
+    }
+
+    #[test]
+    fn dpop_challenges_name_the_scheme_and_its_algorithms() {
+        let r = for_reason(&Reason::DpopReplay, "api", &[], Protocol::Http, Scheme::Dpop("ES256 EdDSA"));
+        assert_eq!(r.status, 401);
+        let c = challenge(&r).unwrap();
+        assert!(
+            c.starts_with(
+                "DPoP realm=\"api\", algs=\"ES256 EdDSA\", error=\"invalid_dpop_proof\", error_description=\""
+            ),
+            "{c}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+        let r = for_reason(&Reason::Missing, "api", &[], Protocol::Http, Scheme::Dpop("ES256"));
+        assert_eq!(challenge(&r), Some("DPoP realm=\"api\", algs=\"ES256\""));
+        let r = for_reason(&Reason::DpopDowngrade, "api", &[], Protocol::Http, Scheme::Dpop("ES256"));
+        assert!(challenge(&r).unwrap().contains("error=\"invalid_token\""));
     }
 
     #[test]

@@ -174,6 +174,12 @@ impl KeySet {
         self.keys.iter().any(|k| k.family == Family::Oct)
     }
 
+    /// One JWK as a key, not prepared for the fast verifiers: for a key that checks one
+    /// signature (a DPoP proof's), where the setup would cost more than it saves.
+    pub fn one_key(jwk: &Value) -> Result<Key, String> {
+        parse_key(jwk)
+    }
+
     /// Parses a JWKS document. Fails only when nothing usable is left, so a refresh that
     /// yields no keys never replaces good ones.
     pub fn parse(text: &[u8]) -> Result<KeySet, JwksError> {

@@ -1,8 +1,10 @@
 //! Key material: a JWKS parsed into prepared keys, the selection rule, and how a provider's
-//! keys look to a request (ready, loading, unavailable).
+//! keys look to a request (ready, loading, unavailable), and RFC 7638 thumbprints.
 
 mod key_set;
 mod key_state;
+mod thumbprint;
 
 pub use key_set::*;
 pub use key_state::*;
+pub use thumbprint::jwk_thumbprint;

@@ -207,12 +207,24 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
     if max_token_size < 16 {
         return Err(err(format!("{field}.max_token_size"), "must be at least 16 bytes"));
     }
+    let dpop = match rp.dpop {
+        None => Dpop::default(),
+        Some(raw) => compile_dpop(&format!("{field}.dpop"), raw)?,
+    };
+    let dpop_scheme = dpop.mode != DpopMode::Disabled
+        && headers.iter().any(|h| h.name == "authorization" && h.value_prefix.as_deref() == Some("Bearer "));
+    if dpop.mode == DpopMode::Required && !dpop_scheme {
+        return Err(err(
+            format!("{field}.dpop.mode"),
+            "`required` needs the Authorization header with the `Bearer ` prefix among from_headers",
+        ));
+    }
     Ok(Provider {
         name,
         issuer: Some(rp.issuer),
         audiences: rp.audiences,
         keys,
-        extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies },
+        extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies, dpop_scheme },
         forward: rp.forward,
         forward_payload_header,
         claim_to_headers,
@@ -228,7 +240,59 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         allowed_client_ids: rp.allowed_client_ids,
         jwt_cache_size,
         max_token_size,
+        dpop,
     })
+}
+
+fn compile_dpop(field: &str, raw: RawDpop) -> Result<Dpop, ConfigError> {
+    let mut d = Dpop::default();
+    if let Some(mode) = raw.mode {
+        d.mode = match mode.as_str() {
+            "allowed" => DpopMode::Allowed,
+            "required" => DpopMode::Required,
+            "disabled" => DpopMode::Disabled,
+            _ => return Err(err(format!("{field}.mode"), "must be `allowed`, `required` or `disabled`")),
+        };
+    }
+    if let Some(list) = raw.algorithms {
+        if list.is_empty() {
+            return Err(err(format!("{field}.algorithms"), "must not be empty"));
+        }
+        let mut algs = Vec::with_capacity(list.len());
+        for name in &list {
+            let alg = parse_algorithm(name).map_err(|m| err(format!("{field}.algorithms"), m))?;
+            if matches!(alg.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(err(
+                    format!("{field}.algorithms"),
+                    "a DPoP proof is signed with a private key: HS* is never allowed",
+                ));
+            }
+            algs.push(alg);
+        }
+        d.algorithms = algs;
+    }
+    if let Some(text) = raw.max_proof_age {
+        let ms = parse_millis(&text).map_err(|m| err(format!("{field}.max_proof_age"), m))?;
+        if ms < 1000 {
+            return Err(err(format!("{field}.max_proof_age"), "must be at least 1s"));
+        }
+        d.max_proof_age_seconds = ms / 1000;
+    }
+    if let Some(origin) = raw.external_origin {
+        d.external_origin = Some(normalize_origin(&origin).ok_or_else(|| {
+            err(
+                format!("{field}.external_origin"),
+                "must be `https://host[:port]` or `http://host[:port]`, without a path",
+            )
+        })?);
+    }
+    if let Some(n) = raw.replay_cache_size {
+        if n == 0 {
+            return Err(err(format!("{field}.replay_cache_size"), "must be at least 1: replays are always refused"));
+        }
+        d.replay_cache_size = n;
+    }
+    Ok(d)
 }
 
 fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<RemoteJwks, ConfigError> {

@@ -34,6 +34,33 @@ pub fn split_http_url(uri: &str) -> Option<(&str, &str)> {
     })
 }
 
+/// `scheme://authority` in the form RFC 3986 §6.2.2-6.2.3 normalization gives it: scheme and
+/// host lower-cased, the scheme's default port dropped. `None` unless it is an http(s) origin
+/// with a host and nothing after it (a trailing `/` is allowed).
+pub fn normalize_origin(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    Some(format!("{scheme}://{}", normalize_authority(&scheme, authority)?))
+}
+
+/// An `:authority` as it compares in a DPoP `htu`: lower-cased, the default port dropped.
+/// `None` for an empty authority or one with user info, a path, a query or whitespace.
+pub fn normalize_authority(scheme: &str, authority: &str) -> Option<String> {
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    if authority.is_empty()
+        || authority.bytes().any(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || b <= b' ' || b >= 0x7f)
+    {
+        return None;
+    }
+    let lower = authority.to_ascii_lowercase();
+    Some(lower.strip_suffix(default_port).map(str::to_string).unwrap_or(lower))
+}
+
 pub(super) fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), message: message.into() }
 }
@@ -101,6 +128,68 @@ pub struct Provider {
     pub allowed_client_ids: Vec<String>,
     pub jwt_cache_size: usize,
     pub max_token_size: usize,
+    pub dpop: Dpop,
+}
+
+/// DPoP (RFC 9449): whether `Authorization: DPoP` is taken, and how proofs are checked. Tokens
+/// bound to a key (`cnf.jkt`) are refused as bearer tokens in every mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dpop {
+    pub mode: DpopMode,
+    /// Asymmetric only: a proof is signed with the client's private key.
+    pub algorithms: Vec<JoseAlg>,
+    /// A proof's `iat` may be at most this old (and at most the clock skew in the future).
+    pub max_proof_age_seconds: u64,
+    /// `scheme://authority` as clients see the API, when it differs from what Envoy sees
+    /// (TLS terminated before Envoy). `None`: `:scheme` and `:authority` of the request.
+    pub external_origin: Option<String>,
+    /// Proof `jti`s remembered per worker for `max_proof_age_seconds`, to refuse replays.
+    pub replay_cache_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    /// DPoP and Bearer both accepted; a DPoP request is fully checked.
+    Allowed,
+    /// Only DPoP-bound tokens with a valid proof.
+    Required,
+    /// `Authorization: DPoP` is not read (so bound tokens are never accepted).
+    Disabled,
+}
+
+impl DpopMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DpopMode::Allowed => "allowed",
+            DpopMode::Required => "required",
+            DpopMode::Disabled => "disabled",
+        }
+    }
+}
+
+pub const DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS: u64 = 60;
+pub const DEFAULT_DPOP_REPLAY_CACHE_SIZE: usize = 10_000;
+pub const DEFAULT_DPOP_ALGORITHMS: [JoseAlg; 8] = [
+    JoseAlg::of(Algorithm::ES256),
+    JoseAlg::of(Algorithm::ES384),
+    JoseAlg::of(Algorithm::RS256),
+    JoseAlg::of(Algorithm::PS256),
+    JoseAlg::of(Algorithm::PS384),
+    JoseAlg::of(Algorithm::PS512),
+    JoseAlg::of(Algorithm::EdDSA),
+    JoseAlg::ED25519,
+];
+
+impl Default for Dpop {
+    fn default() -> Dpop {
+        Dpop {
+            mode: DpopMode::Allowed,
+            algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
+            max_proof_age_seconds: DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS,
+            external_origin: None,
+            replay_cache_size: DEFAULT_DPOP_REPLAY_CACHE_SIZE,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +221,9 @@ pub struct Extraction {
     pub headers: Vec<HeaderSource>,
     pub params: Vec<String>,
     pub cookies: Vec<String>,
+    /// `Authorization: DPoP <token>` is read too (DPoP not disabled, and `authorization` with
+    /// the `Bearer ` prefix among `headers`).
+    pub dpop_scheme: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,23 @@ pub(super) struct RawProvider {
     pub(super) jwt_cache_config: Option<RawJwtCacheConfig>,
     #[serde(default)]
     pub(super) max_token_size: Option<usize>,
+    #[serde(default)]
+    pub(super) dpop: Option<RawDpop>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDpop {
+    #[serde(default)]
+    pub(super) mode: Option<String>,
+    #[serde(default)]
+    pub(super) algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) max_proof_age: Option<String>,
+    #[serde(default)]
+    pub(super) external_origin: Option<String>,
+    #[serde(default)]
+    pub(super) replay_cache_size: Option<usize>,
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,9 @@ pub trait Host {
     /// All request headers (pseudo-headers included) in proxy-wasm's serialized map format,
     /// read with `header_map::parse`.
     fn request_header_map(&self) -> HostResult<Vec<u8>>;
+    /// A property of the current stream (`["connection", "sha256_peer_certificate_digest"]`);
+    /// `Ok(None)` when the host has none (no client certificate, say).
+    fn property(&self, path: &[&str]) -> HostResult<Option<Vec<u8>>>;
     fn remove_request_header(&mut self, name: &str) -> HostResult<()>;
     fn set_request_header(&mut self, name: &str, value: &str) -> HostResult<()>;
     /// A local reply; `grpc_status` Some for a gRPC request (the body is then its message).

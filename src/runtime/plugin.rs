@@ -13,7 +13,7 @@ use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::{Engine, Mutations, Outcome, Request};
 use crate::deny::response::{for_reason, Response};
-use crate::deny::{Protocol, Reason};
+use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
 use crate::policy::Config;
 use crate::refresh::KeySlot;
@@ -57,7 +57,7 @@ pub struct Plugin {
 /// Answers the current request 503 with the core's JSON body and `retry-after`, for when
 /// there is no plugin to ask (not configured, or re-entered).
 pub fn unavailable(host: &mut impl Host) -> Action {
-    send(host, &for_reason(&Reason::Internal, "", &[], Protocol::Http));
+    send(host, &for_reason(&Reason::Internal, "", &[], Protocol::Http, Scheme::Bearer));
     Action::Pause
 }
 
@@ -187,7 +187,9 @@ impl Plugin {
             headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
         };
         let (method, path) = (pseudo(":method"), pseudo(":path"));
-        let req = Request { method, path, headers: &headers };
+        // Read only for a certificate-bound token; a host that cannot say means no certificate.
+        let peer_certificate = || host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten();
+        let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
         let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
         for i in 0..self.caches.len() {

@@ -12,6 +12,8 @@ struct World {
     engine: Engine,
     keys: Vec<KeySet>,
     caches: Vec<TokenCache>,
+    /// What the host reports as the client certificate's SHA-256.
+    peer_certificate: Option<Vec<u8>>,
 }
 
 impl World {
@@ -19,7 +21,7 @@ impl World {
         let keys = config.providers.iter().map(keys_of).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
-        World { engine, keys, caches }
+        World { engine, keys, caches, peer_certificate: None }
     }
 
     fn decide_with(
@@ -31,7 +33,9 @@ impl World {
     ) -> Outcome {
         let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         h.push((":path", path.as_bytes()));
-        let req = Request { method, path, headers: &h };
+        let cert = self.peer_certificate.clone();
+        let peer_certificate = move || cert.clone();
+        let req = Request { method, path, headers: &h, peer_certificate: &peer_certificate };
         let ready: Vec<KeyState<'_>> = self.keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         let states = states.unwrap_or(ready);
         self.engine.decide(&req, &states, NOW, &mut self.caches)
@@ -43,7 +47,9 @@ impl World {
         let out = {
             let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
             h.push((":path", path.as_bytes()));
-            let req = Request { method, path, headers: &h };
+            let cert = self.peer_certificate.clone();
+            let peer_certificate = move || cert.clone();
+            let req = Request { method, path, headers: &h, peer_certificate: &peer_certificate };
             self.engine.decide(&req, &ready, NOW, &mut self.caches)
         };
         self.keys = keys;

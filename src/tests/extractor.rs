@@ -7,6 +7,7 @@ fn default_ex() -> Extraction {
         headers: vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }],
         params: vec!["access_token".into()],
         cookies: vec!["session".into()],
+        dpop_scheme: true,
     }
 }
 
@@ -128,4 +129,17 @@ fn oversized_fields_are_refused_unscanned() {
     assert_eq!(run(&path, &[]), Err(Reason::TooLarge));
     // Other large headers are none of our business.
     assert_eq!(run("/", &[("x-big", "a".repeat(100_000).as_bytes())]), Ok(None));
+}
+
+#[test]
+fn the_dpop_scheme_is_a_token_that_needs_a_proof() {
+    let f = run("/", &[("authorization", b"DPoP abc")]).unwrap().unwrap();
+    assert_eq!((f.token.as_str(), f.dpop), ("abc", true));
+    let f = run("/", &[("authorization", b"dpop abc")]).unwrap().unwrap();
+    assert!(f.dpop, "schemes are case-insensitive");
+    assert!(!run("/", &[("authorization", b"Bearer abc")]).unwrap().unwrap().dpop);
+    assert!(run("/", &[("authorization", b"DPoP a"), ("authorization", b"Bearer b")]).is_err(), "two tokens");
+    assert!(run("/", &[("authorization", b"DPoP ")]).is_err(), "empty");
+    let off = Extraction { dpop_scheme: false, ..default_ex() };
+    assert_eq!(extract(&off, "/", &h(&[("authorization", b"DPoP abc")])).unwrap(), None, "DPoP disabled: not a token");
 }

@@ -9,4 +9,5 @@ mod jwks;
 mod policy;
 mod refresh;
 mod runtime;
+mod sender;
 mod token;

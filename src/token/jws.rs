@@ -166,6 +166,12 @@ fn numeric_date(map: &Map<String, Value>, name: &str, what: &'static str) -> Res
     }
 }
 
+/// The whole JOSE header as a JSON object, for the members `Header` does not keep (a DPoP
+/// proof's `jwk`), with the same strictness.
+pub fn parse_header_object(segment: &str) -> Result<Map<String, Value>, Reason> {
+    decode_object(segment, "the header is not base64url-encoded JSON", "the header repeats a member")
+}
+
 pub fn parse_header(segment: &str) -> Result<Header, Reason> {
     let map = decode_object(segment, "the header is not base64url-encoded JSON", "the header repeats a member")?;
     let alg = match map.get("alg") {

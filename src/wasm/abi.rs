@@ -27,6 +27,7 @@ extern "C" {
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_get_header_map_value(
         map: u32,
         key: *const u8,
@@ -245,6 +246,19 @@ impl Host for ProxyHost {
         unsafe {
             check(proxy_get_header_map_pairs(MAP_REQUEST_HEADERS, &mut data, &mut size))?;
             Ok(owned(data, size))
+        }
+    }
+
+    fn property(&self, path: &[&str]) -> HostResult<Option<Vec<u8>>> {
+        // The ABI's property path: the parts joined with NUL bytes.
+        let joined = path.join("\0");
+        let (mut data, mut size) = (null_mut(), 0);
+        // SAFETY: `joined` is read during the call; the host writes a pointer and a size and
+        // hands the buffer over (see `owned`).
+        match unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) } {
+            0 => Ok(Some(unsafe { owned(data, size) })),
+            1 => Ok(None),
+            status => Err(HostStatus(status)),
         }
     }
 

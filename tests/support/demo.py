@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dpop import DpopKey  # noqa: E402
 from jwtguard_support import ROOT, EchoUpstream, Envoy, JwksServer, Signer, _Server, request  # noqa: E402
 
 ISSUER = "https://demo-idp.jwt-guard.test/"
@@ -29,6 +30,8 @@ CLIENT = "demo-client"
 # The ports envoy/envoy.yaml names.
 PORTS = {"listen": 10000, "admin": 9901, "upstream": 10001, "idp": 10002, "page": 10003}
 PAGE = Path(__file__).resolve().parent / "demo_page.html"
+# The demo client's DPoP key, for making proofs with tests/support/dpop.py.
+DPOP_KEY = ROOT / "target" / "demo" / "dpop-client.pem"
 
 
 def demo_envoy_yaml(ports: dict) -> str:
@@ -76,11 +79,21 @@ class Demo:
         self.admin_token = self.signer.access_token(API, CLIENT, lifetime=24 * 3600,
                                                     claims={"permissions": ["admin:write"]})
         self.id_token = self.signer.id_token(CLIENT, lifetime=24 * 3600)
+        self.dpop_key = DpopKey()
+        self.dpop_token = self.signer.access_token(API, CLIENT, lifetime=24 * 3600,
+                                                   claims={"cnf": {"jkt": self.dpop_key.jkt()}})
         self.api_url = f"http://127.0.0.1:{self.ports['listen']}"
         self.page_url = f"http://127.0.0.1:{self.ports['page']}/"
         self.log_level = log_level
         self.started: list = []
         self.envoy = None
+
+    def save_dpop_key(self) -> Path:
+        from cryptography.hazmat.primitives import serialization
+        DPOP_KEY.parent.mkdir(parents=True, exist_ok=True)
+        DPOP_KEY.write_bytes(self.dpop_key.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        return DPOP_KEY
 
     def start(self) -> "Demo":
         p = self.ports
@@ -127,6 +140,15 @@ def main() -> int:
             got = request(listen, "/api/hello", {"authorization": f"Bearer {token}"}).status
             mark = "ok" if got == want else "UNEXPECTED"
             print(f"self-check: {name} -> {got} (expected {want}) {mark}")
+        hello = f"{demo.api_url}/api/hello"
+        checks = [("DPoP-bound token with a proof", [("dpop", demo.dpop_key.proof("GET", hello, demo.dpop_token))], "DPoP", 200),
+                  ("DPoP-bound token as Bearer", [], "Bearer", 401)]
+        for name, extra, scheme, want in checks:
+            headers = [("host", f"127.0.0.1:{listen}"), ("authorization", f"{scheme} {demo.dpop_token}")] + extra
+            got = request(listen, "/api/hello", headers).status
+            mark = "ok" if got == want else "UNEXPECTED"
+            print(f"self-check: {name} -> {got} (expected {want}) {mark}")
+        key_file = demo.save_dpop_key()
 
         url = demo.api_url
         print(f"""
@@ -147,6 +169,12 @@ curl -i {url}/api/hello
 
 # An opaque token: 401 telling the client to request a JWT for the API's audience
 curl -i {url}/api/hello -H 'Authorization: Bearer 8xLOxBtZp8ZQ0B9rkT3ryq0T8hpgJw0Q'
+
+# A DPoP-bound token (cnf.jkt = the thumbprint of the key in {key_file}): with a fresh proof
+# per request it passes; as a bearer token, or with the same proof twice, it is refused
+DPOP_AT='{demo.dpop_token}'
+curl -i {url}/api/hello -H "Authorization: DPoP $DPOP_AT" \\
+  -H "DPoP: $(.venv/bin/python tests/support/dpop.py --key {key_file} --method GET --url {url}/api/hello --token $DPOP_AT)"
 
 # POST /admin needs the admin:write scope: 403 with the first token, 200 with this one
 curl -i -X POST {url}/admin -H 'Authorization: Bearer {demo.admin_token}'

@@ -492,7 +492,9 @@ def request(port: int, path: str = "/", headers: dict | list | None = None, meth
     """An HTTP/1.1 request over a raw socket, so tests can send what urllib refuses to
     (repeated headers, odd whitespace, non-UTF-8 bytes)."""
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"host: api.test", b"connection: close"]
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"connection: close"]
+    if not any(k.lower() == "host" for k, _ in pairs):
+        lines.insert(1, b"host: api.test")
     for k, v in pairs:
         vb = v if isinstance(v, bytes) else v.encode()
         lines.append(k.encode() + b": " + vb)

@@ -6,7 +6,7 @@ use crate::runtime::{Action, Plugin};
 use crate::testkit::*;
 
 /// Every host call the plugin makes, by the name the fake host fails it under.
-const CALLS: [&str; 16] = [
+const CALLS: [&str; 17] = [
     "now_ms",
     "dispatch_get",
     "call_response_header",
@@ -16,6 +16,7 @@ const CALLS: [&str; 16] = [
     "set_shared",
     "set_effective_context",
     "request_header_map",
+    "property",
     "remove_request_header",
     "set_request_header",
     "send_response",

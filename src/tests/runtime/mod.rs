@@ -24,6 +24,8 @@ pub(super) struct FakeRequest {
     /// The grpc-status of the local reply, for a gRPC request.
     pub(super) grpc_status: Option<u32>,
     pub(super) resumed: bool,
+    /// What the connection property `sha256_peer_certificate_digest` holds.
+    pub(super) peer_certificate: Option<Vec<u8>>,
 }
 
 /// Proxy-wasm shared data: one per Envoy process, shared by all its VMs.
@@ -140,6 +142,13 @@ impl Host for FakeHost {
         let headers = self.requests.get(&self.effective).map(|r| r.headers.clone()).unwrap_or_default();
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         Ok(crate::runtime::header_map::serialize(&pairs))
+    }
+    fn property(&self, path: &[&str]) -> HostResult<Option<Vec<u8>>> {
+        self.fails("property")?;
+        if path != ["connection", "sha256_peer_certificate_digest"] {
+            return Ok(None);
+        }
+        Ok(self.requests.get(&self.effective).and_then(|r| r.peer_certificate.clone()))
     }
     fn remove_request_header(&mut self, name: &str) -> HostResult<()> {
         self.fails("remove_request_header")?;

@@ -1,0 +1,150 @@
+//! RFC 9449 DPoP proofs, checked as §4.3 lists: one `DPoP` header holding a JWS whose `typ` is
+//! `dpop+jwt`, signed with an asymmetric `alg` we allow by the public `jwk` in its own header
+//! (no private members), for this request's method (`htm`) and URL (`htu`), fresh (`iat`),
+//! unique (`jti`, which the caller remembers) and for this access token (`ath`). The key's
+//! RFC 7638 thumbprint is what the token's `cnf.jkt` must name.
+//!
+//! Server nonces (`DPoP-Nonce`, §8) are not issued: a nonce needs shared state across workers
+//! and a round trip per client; `iat` within `max_proof_age` and the `jti` memory bound replay
+//! instead.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::crypto;
+use crate::deny::Reason;
+use crate::jwks::{jwk_thumbprint, Family, KeySet};
+use crate::policy::{normalize_authority, Dpop};
+use crate::token::base64url;
+use crate::token::vocabulary::{normalize_typ, parse_algorithm};
+use crate::token::{self, Shape};
+
+/// Proofs are small (a header with one public key, five claims); bigger ones are refused
+/// before they are decoded.
+pub const MAX_PROOF_BYTES: usize = 8 * 1024;
+/// `jti`s longer than this are refused: the replay memory holds each one.
+pub const MAX_JTI_BYTES: usize = 256;
+
+/// JWK members that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// What a request contributes to checking its proof.
+pub struct ProofRequest<'a> {
+    pub method: &'a str,
+    /// The URL the client addressed, as `request_htu` makes it.
+    pub htu: &'a str,
+    /// The access token the proof must be for (`ath`).
+    pub token: &'a str,
+    pub now: u64,
+}
+
+/// A proof that passed every check but the replay memory and the key binding, which the
+/// caller does with these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// RFC 7638 thumbprint of the proof's key.
+    pub jkt: String,
+    pub jti: String,
+    pub iat: u64,
+}
+
+pub fn check_proof(proof: &str, req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) -> Result<Proof, Reason> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
+    }
+    if token::shape(proof) != Shape::Jws {
+        return Err(Reason::DpopProof("the proof is not a compact JWS"));
+    }
+    let jwt = token::parse(proof).map_err(|_| Reason::DpopProof("the proof is not a well-formed JWS"))?;
+    if jwt.header.typ.as_deref().map(normalize_typ).as_deref() != Some("dpop+jwt") {
+        return Err(Reason::DpopProof("its `typ` is not `dpop+jwt`"));
+    }
+    let alg = parse_algorithm(&jwt.header.alg)
+        .ok()
+        .filter(|a| dpop.algorithms.contains(a))
+        .ok_or(Reason::DpopProof("its `alg` is not one this API accepts for proofs"))?;
+    if !jwt.header.crit.is_empty() {
+        return Err(Reason::DpopProof("it lists a `crit` extension"));
+    }
+    let header_segment = proof.split('.').next().unwrap_or("");
+    let header = token::parse_header_object(header_segment)
+        .map_err(|_| Reason::DpopProof("its header is not base64url-encoded JSON"))?;
+    let Some(Value::Object(jwk)) = header.get("jwk") else {
+        return Err(Reason::DpopProof("its header has no `jwk` object"));
+    };
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(Reason::DpopProof("its `jwk` holds private key members"));
+    }
+    let jwk_value = Value::Object(jwk.clone());
+    let key = KeySet::one_key(&jwk_value).map_err(|_| Reason::DpopProof("its `jwk` is not a usable public key"))?;
+    if Family::for_algorithm(alg.algorithm()) != Some(key.family) || key.alg.is_some_and(|a| a != alg) {
+        return Err(Reason::DpopProof("its `alg` does not fit its `jwk`"));
+    }
+    match crypto::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, None, alg.algorithm()) {
+        Ok(true) => {}
+        _ => return Err(Reason::DpopProof("its signature does not verify with its `jwk`")),
+    }
+    let claims = &jwt.claims.all;
+    let jti = match claims.get("jti") {
+        Some(Value::String(j)) if !j.is_empty() && j.len() <= MAX_JTI_BYTES => j.clone(),
+        _ => return Err(Reason::DpopProof("it has no `jti` string of at most 256 bytes")),
+    };
+    match claims.get("htm") {
+        Some(Value::String(m)) if m == req.method => {}
+        Some(Value::String(_)) => return Err(Reason::DpopMismatch("`htm` is not this request's method")),
+        _ => return Err(Reason::DpopProof("it has no `htm` string")),
+    }
+    match claims.get("htu") {
+        Some(Value::String(u)) if normalize_htu(u).as_deref() == Some(req.htu) => {}
+        Some(Value::String(_)) => return Err(Reason::DpopMismatch("`htu` is not this request's URL")),
+        _ => return Err(Reason::DpopProof("it has no `htu` string")),
+    }
+    let Some(iat) = jwt.claims.iat else {
+        return Err(Reason::DpopProof("it has no `iat`"));
+    };
+    if iat.saturating_add(dpop.max_proof_age_seconds) < req.now || iat > req.now.saturating_add(skew) {
+        return Err(Reason::DpopStale);
+    }
+    match claims.get("ath") {
+        Some(Value::String(a)) if *a == access_token_hash(req.token) => {}
+        Some(Value::String(_)) => return Err(Reason::DpopMismatch("`ath` is not the hash of this access token")),
+        _ => return Err(Reason::DpopProof("it has no `ath` (the hash of the access token)")),
+    }
+    let jkt = jwk_thumbprint(jwk).ok_or(Reason::DpopProof("its `jwk` has no thumbprint"))?;
+    Ok(Proof { jkt, jti, iat })
+}
+
+/// `ath`: base64url(SHA-256(the access token's ASCII)), RFC 9449 §4.2.
+pub fn access_token_hash(token: &str) -> String {
+    base64url::encode(&Sha256::digest(token.as_bytes()))
+}
+
+/// An `htu` as it compares (RFC 9449 §4.3 point 9): scheme and host lower-cased, the default
+/// port dropped, query and fragment removed. The path compares byte for byte.
+pub fn normalize_htu(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Some(format!("{scheme}://{}{path}", normalize_authority(&scheme, authority)?))
+}
+
+/// The URL the client addressed, normalized: `external_origin` when configured (TLS ended
+/// before Envoy, which then sees `http`), else the request's `:scheme` and `:authority`; then
+/// `:path` without its query. `None` when the request lacks what it takes.
+pub fn request_htu(dpop: &Dpop, scheme: &str, authority: &str, path: &str) -> Option<String> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return None;
+    }
+    match &dpop.external_origin {
+        Some(origin) => Some(format!("{origin}{path}")),
+        None => {
+            let scheme = scheme.to_ascii_lowercase();
+            Some(format!("{scheme}://{}{path}", normalize_authority(&scheme, authority)?))
+        }
+    }
+}

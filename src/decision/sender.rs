@@ -1,0 +1,104 @@
+//! Sender-constrained tokens: after a token verifies, the request must prove it comes from
+//! the party the token is bound to. DPoP (RFC 9449): a `cnf.jkt` token only with the DPoP
+//! scheme and a valid proof by that key, never as a bearer token. Mutual TLS (RFC 8705): a
+//! `cnf["x5t#S256"]` token only on a connection whose client certificate has that SHA-256.
+
+use crate::authn::dpop::{check_proof, request_htu, ProofRequest};
+use crate::authn::Binding;
+use crate::decision::extractor::{Found, Headers, MAX_CREDENTIAL_FIELD_BYTES};
+use crate::decision::token_cache::TokenCache;
+use crate::deny::Reason;
+use crate::policy::{DpopMode, Provider};
+
+/// What the request offers besides its token.
+pub struct Presented<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a Headers<'a>,
+    /// The client certificate's SHA-256 as the host reports it (hex text), asked only when a
+    /// certificate-bound token needs it.
+    pub peer_certificate: &'a dyn Fn() -> Option<Vec<u8>>,
+}
+
+pub fn check_sender(
+    provider: &Provider,
+    binding: &Binding,
+    found: &Found,
+    req: &Presented<'_>,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Result<(), Reason> {
+    match (found.dpop, &binding.jkt) {
+        (false, Some(_)) => return Err(Reason::DpopDowngrade),
+        (false, None) if provider.dpop.mode == DpopMode::Required => return Err(Reason::DpopRequired),
+        (false, None) => {}
+        (true, None) => return Err(Reason::DpopUnbound),
+        (true, Some(jkt)) => check_dpop(provider, jkt, found, req, cache, now)?,
+    }
+    if let Some(expected) = &binding.x5t_s256 {
+        match (req.peer_certificate)().as_deref().and_then(parse_hex_digest) {
+            None => return Err(Reason::CertMissing),
+            Some(digest) if digest.as_slice() != expected.as_slice() => return Err(Reason::CertMismatch),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_dpop(
+    provider: &Provider,
+    jkt: &str,
+    found: &Found,
+    req: &Presented<'_>,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Result<(), Reason> {
+    let mut proofs = req.headers.iter().filter(|(name, _)| *name == "dpop");
+    let (Some((_, raw)), None) = (proofs.next(), proofs.next()) else {
+        let any = req.headers.iter().any(|(name, _)| *name == "dpop");
+        return Err(Reason::DpopProof(if any {
+            "the request has more than one `DPoP` header"
+        } else {
+            "the request has no `DPoP` proof header"
+        }));
+    };
+    if raw.len() > MAX_CREDENTIAL_FIELD_BYTES {
+        return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
+    }
+    let proof = std::str::from_utf8(raw).map_err(|_| Reason::DpopProof("the `DPoP` header is not valid UTF-8"))?;
+    let pseudo = |name: &str| {
+        req.headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
+    };
+    let htu = request_htu(&provider.dpop, pseudo(":scheme"), pseudo(":authority"), req.path)
+        .ok_or(Reason::DpopMismatch("the request's own URL could not be read"))?;
+    let skew = provider.clock_skew_seconds;
+    let p = check_proof(
+        proof,
+        &ProofRequest { method: req.method, htu: &htu, token: &found.token, now },
+        &provider.dpop,
+        skew,
+    )?;
+    if p.jkt != jkt {
+        return Err(Reason::DpopKey);
+    }
+    let until = p.iat.saturating_add(provider.dpop.max_proof_age_seconds);
+    if !cache.first_use_of_proof(&p.jkt, &p.jti, until, now) {
+        return Err(Reason::DpopReplay);
+    }
+    Ok(())
+}
+
+/// A SHA-256 digest written as 64 hex digits (Envoy's `sha256_peer_certificate_digest`), in
+/// either case, or with `:` between bytes. `None` for anything else, an empty value included.
+pub fn parse_hex_digest(text: &[u8]) -> Option<[u8; 32]> {
+    let digits: Vec<u8> = text.iter().copied().filter(|b| *b != b':').collect();
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,422 @@
+//! Sender-constrained tokens through the whole decision: DPoP proofs (RFC 9449) and
+//! certificate-bound tokens (RFC 8705), every refusal with its reason and challenge.
+
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::authn::dpop::{normalize_htu, request_htu};
+use crate::decision::sender::parse_hex_digest;
+use crate::decision::token_cache::TokenCache;
+use crate::decision::*;
+use crate::deny::Reason;
+use crate::jwks::{jwk_thumbprint, KeySet};
+use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::{Config, Dpop, DpopMode};
+use crate::testkit::*;
+use crate::token::base64url;
+
+const HTU: &str = "https://api.test/items";
+
+struct World {
+    engine: Engine,
+    keys: Vec<KeySet>,
+    caches: Vec<TokenCache>,
+    now: u64,
+    peer_certificate: Option<Vec<u8>>,
+}
+
+impl World {
+    fn new(config: Config) -> World {
+        let keys = config.providers.iter().map(keys_of).collect();
+        let engine = Engine::new(config);
+        let caches = engine.new_caches();
+        World { engine, keys, caches, now: NOW, peer_certificate: None }
+    }
+
+    fn with_dpop(dpop: Value) -> World {
+        World::new(config_with(json!({"dpop": dpop}), json!({})))
+    }
+
+    fn send(&mut self, method: &str, authorization: &str, proofs: &[&str]) -> Outcome {
+        let mut h: Vec<(&str, &[u8])> = vec![
+            (":method", method.as_bytes()),
+            (":scheme", b"https"),
+            (":authority", b"API.test:443"),
+            (":path", b"/items?page=2"),
+            ("authorization", authorization.as_bytes()),
+        ];
+        for p in proofs {
+            h.push(("dpop", p.as_bytes()));
+        }
+        let cert = self.peer_certificate.clone();
+        let peer_certificate = move || cert.clone();
+        let req = Request { method, path: "/items?page=2", headers: &h, peer_certificate: &peer_certificate };
+        let states: Vec<KeyState<'_>> = self.keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
+        self.engine.decide(&req, &states, self.now, &mut self.caches)
+    }
+}
+
+fn ec_jkt() -> String {
+    jwk_thumbprint(public_jwk("ec-1").as_object().unwrap()).unwrap()
+}
+
+fn bound_token() -> String {
+    access_token(json!({"cnf": {"jkt": ec_jkt()}}))
+}
+
+fn proof_for(token: &str, jti: &str) -> String {
+    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), dpop_claims(jti, "GET", HTU, token))
+}
+
+fn proof_with(token: &str, claims: Value) -> String {
+    let mut c = dpop_claims("j-1", "GET", HTU, token);
+    merge(&mut c, claims);
+    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), c)
+}
+
+fn denied(o: &Outcome) -> (Reason, String) {
+    match o {
+        Outcome::Deny(d) => {
+            let c = d.response.headers.iter().find(|(k, _)| k == "www-authenticate").map(|(_, v)| v.clone());
+            (d.reason.clone(), c.unwrap_or_default())
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+fn allowed(o: &Outcome) -> bool {
+    matches!(o, Outcome::Allow { .. })
+}
+
+#[test]
+fn a_bound_token_with_its_proof_passes() {
+    let mut w = World::with_dpop(json!({}));
+    let t = bound_token();
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "a")])));
+    // The token is cached; a new proof per request still passes, with the proof checked again.
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "b")])));
+}
+
+#[test]
+fn neither_the_token_nor_the_proof_reaches_the_upstream_unless_forwarded() {
+    let t = bound_token();
+    for (forward, stripped) in [(false, true), (true, false)] {
+        let mut w = World::new(config_with(json!({"forward": forward}), json!({})));
+        match w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "a")]) {
+            Outcome::Allow { mutations, .. } => {
+                let removed = |h: &str| mutations.remove_headers.iter().any(|r| r == h);
+                assert_eq!((removed("authorization"), removed("dpop")), (stripped, stripped), "forward: {forward}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_proof_algorithm_and_key_type_is_checked() {
+    for (alg, kid) in [
+        (Algorithm::ES256, "ec-1"),
+        (Algorithm::ES384, "ec384-1"),
+        (Algorithm::EdDSA, "ed-1"),
+        (Algorithm::PS256, "rsa-ps"),
+    ] {
+        let jwk = public_jwk(kid);
+        let t = access_token(json!({"cnf": {"jkt": jwk_thumbprint(jwk.as_object().unwrap()).unwrap()}}));
+        let proof = dpop_proof(alg, jwk, json!({}), dpop_claims("x", "GET", HTU, &t));
+        let mut w = World::with_dpop(json!({}));
+        assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof])), "{alg:?}");
+    }
+}
+
+#[test]
+fn a_replayed_proof_is_refused() {
+    let mut w = World::with_dpop(json!({}));
+    let t = bound_token();
+    let p = proof_for(&t, "once");
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&p])));
+    let (r, c) = denied(&w.send("GET", &format!("DPoP {t}"), &[&p]));
+    assert_eq!(r, Reason::DpopReplay);
+    assert!(c.starts_with("DPoP realm=\"jwt-guard\", algs=\"ES256 ES384 RS256 PS256 PS384 PS512 EdDSA Ed25519\", error=\"invalid_dpop_proof\""), "{c}");
+}
+
+#[test]
+fn the_binding_is_never_dropped() {
+    let mut w = World::with_dpop(json!({}));
+    let t = bound_token();
+    let (r, c) = denied(&w.send("GET", &format!("Bearer {t}"), &[]));
+    assert_eq!(r, Reason::DpopDowngrade);
+    assert!(c.starts_with("DPoP realm=\"jwt-guard\", algs=") && c.contains("error=\"invalid_token\""), "{c}");
+    // With a proof too: the scheme is what the binding needs.
+    assert_eq!(denied(&w.send("GET", &format!("Bearer {t}"), &[&proof_for(&t, "z")])).0, Reason::DpopDowngrade);
+    // DPoP switched off: still never a bearer token.
+    let mut off = World::with_dpop(json!({"mode": "disabled"}));
+    let (r, c) = denied(&off.send("GET", &format!("Bearer {t}"), &[]));
+    assert_eq!(r, Reason::DpopDowngrade);
+    assert!(c.starts_with("Bearer realm="), "no DPoP challenge where DPoP is off: {c}");
+    // ... and `Authorization: DPoP` is not read at all.
+    assert_eq!(denied(&off.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "y")])).0, Reason::Missing);
+}
+
+#[test]
+fn an_unbound_token_cannot_use_the_dpop_scheme_and_bearer_stays_bearer() {
+    let mut w = World::with_dpop(json!({}));
+    let t = access_token(json!({}));
+    assert_eq!(denied(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "a")])).0, Reason::DpopUnbound);
+    assert!(allowed(&w.send("GET", &format!("Bearer {t}"), &[])));
+    let (r, c) = denied(&w.send("GET", "Bearer nope", &[]));
+    assert_eq!(r, Reason::Opaque);
+    assert!(c.starts_with("Bearer realm="), "a bearer client sees a Bearer challenge: {c}");
+}
+
+#[test]
+fn required_mode_takes_dpop_only() {
+    let mut w = World::with_dpop(json!({"mode": "required", "algorithms": ["ES256"]}));
+    let (r, c) = denied(&w.send("GET", &format!("Bearer {}", access_token(json!({}))), &[]));
+    assert_eq!(r, Reason::DpopRequired);
+    assert!(c.starts_with("DPoP realm=\"jwt-guard\", algs=\"ES256\", error=\"invalid_token\""), "{c}");
+    let (r, c) = denied(&w.send("GET", "", &[]));
+    assert_eq!(r, Reason::Missing);
+    assert_eq!(c, "DPoP realm=\"jwt-guard\", algs=\"ES256\"");
+    let t = bound_token();
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "a")])));
+}
+
+#[test]
+fn proof_presence_is_checked() {
+    let mut w = World::with_dpop(json!({}));
+    let t = bound_token();
+    let auth = format!("DPoP {t}");
+    assert_eq!(denied(&w.send("GET", &auth, &[])).0, Reason::DpopProof("the request has no `DPoP` proof header"));
+    let (a, b) = (proof_for(&t, "1"), proof_for(&t, "2"));
+    assert_eq!(
+        denied(&w.send("GET", &auth, &[&a, &b])).0,
+        Reason::DpopProof("the request has more than one `DPoP` header")
+    );
+    assert_eq!(denied(&w.send("GET", &auth, &["not-a-jws"])).0, Reason::DpopProof("the proof is not a compact JWS"));
+    let big = "a".repeat(9000);
+    assert_eq!(denied(&w.send("GET", &auth, &[&big])).0, Reason::DpopProof("the proof is larger than 8 KiB"));
+}
+
+#[test]
+fn each_proof_check_refuses_with_its_reason() {
+    let t = bound_token();
+    let jwk = public_jwk("ec-1");
+    let claims = || dpop_claims("j", "GET", HTU, &t);
+    let ec = |header: Value, c: Value| dpop_proof(Algorithm::ES256, jwk.clone(), header, c);
+    let mut private = jwk.clone();
+    private["d"] = json!("AAAA");
+    let cases: Vec<(String, Reason)> = vec![
+        (ec(json!({"typ": "JWT"}), claims()), Reason::DpopProof("its `typ` is not `dpop+jwt`")),
+        (ec(json!({"typ": null}), claims()), Reason::DpopProof("its `typ` is not `dpop+jwt`")),
+        (ec(json!({"jwk": null}), claims()), Reason::DpopProof("its header has no `jwk` object")),
+        (ec(json!({"jwk": private}), claims()), Reason::DpopProof("its `jwk` holds private key members")),
+        (
+            ec(json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}}), claims()),
+            Reason::DpopProof("its `jwk` is not a usable public key"),
+        ),
+        (ec(json!({"jwk": public_jwk("ed-1")}), claims()), Reason::DpopProof("its `alg` does not fit its `jwk`")),
+        (
+            ec(json!({"jwk": public_jwk("ec384-1"), "alg": "ES256"}), claims()),
+            Reason::DpopProof("its `alg` does not fit its `jwk`"),
+        ),
+        (ec(json!({"crit": ["exp"]}), claims()), Reason::DpopProof("it lists a `crit` extension")),
+        (
+            dpop_proof(
+                Algorithm::HS256,
+                json!({"kty": "oct", "k": base64url::encode(HMAC_SECRET)}),
+                json!({}),
+                claims(),
+            ),
+            Reason::DpopProof("its `alg` is not one this API accepts for proofs"),
+        ),
+        // Signed by the P-256 test key, but naming another P-256 public key.
+        (
+            ec(
+                json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0", "y": "SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps"}}),
+                claims(),
+            ),
+            Reason::DpopProof("its signature does not verify with its `jwk`"),
+        ),
+        (proof_with(&t, json!({"jti": null})), Reason::DpopProof("it has no `jti` string of at most 256 bytes")),
+        (
+            proof_with(&t, json!({"jti": "x".repeat(257)})),
+            Reason::DpopProof("it has no `jti` string of at most 256 bytes"),
+        ),
+        (proof_with(&t, json!({"htm": "POST"})), Reason::DpopMismatch("`htm` is not this request's method")),
+        (proof_with(&t, json!({"htm": null})), Reason::DpopProof("it has no `htm` string")),
+        (
+            proof_with(&t, json!({"htu": "https://api.test/other"})),
+            Reason::DpopMismatch("`htu` is not this request's URL"),
+        ),
+        (
+            proof_with(&t, json!({"htu": "http://api.test/items"})),
+            Reason::DpopMismatch("`htu` is not this request's URL"),
+        ),
+        (proof_with(&t, json!({"htu": null})), Reason::DpopProof("it has no `htu` string")),
+        (proof_with(&t, json!({"iat": null})), Reason::DpopProof("it has no `iat`")),
+        (proof_with(&t, json!({"iat": NOW - 61})), Reason::DpopStale),
+        (proof_with(&t, json!({"iat": NOW + 61})), Reason::DpopStale),
+        (proof_with(&t, json!({"ath": null})), Reason::DpopProof("it has no `ath` (the hash of the access token)")),
+        (
+            proof_with(&t, json!({"ath": "bm90LXRoZS1oYXNo"})),
+            Reason::DpopMismatch("`ath` is not the hash of this access token"),
+        ),
+        // A valid proof by another key than the token's.
+        (dpop_proof(Algorithm::EdDSA, public_jwk("ed-1"), json!({}), claims()), Reason::DpopKey),
+    ];
+    for (proof, want) in cases {
+        let mut w = World::with_dpop(json!({}));
+        let (r, c) = denied(&w.send("GET", &format!("DPoP {t}"), &[&proof]));
+        assert_eq!(r, want);
+        assert!(c.starts_with("DPoP realm=") && c.contains("error=\"invalid_dpop_proof\""), "{want:?}: {c}");
+    }
+}
+
+#[test]
+fn the_proof_age_window_is_configurable_and_inclusive() {
+    let t = bound_token();
+    let mut w = World::with_dpop(json!({"max_proof_age": "300s"}));
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_with(&t, json!({"iat": NOW - 300}))])));
+    assert_eq!(
+        denied(&w.send("GET", &format!("DPoP {t}"), &[&proof_with(&t, json!({"iat": NOW - 301, "jti": "2"}))])).0,
+        Reason::DpopStale
+    );
+    // The future side is the provider's clock skew (60 s by default).
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_with(&t, json!({"iat": NOW + 60, "jti": "3"}))])));
+}
+
+#[test]
+fn htu_compares_normalized_without_query_or_fragment() {
+    assert_eq!(normalize_htu("HTTPS://API.test:443/items?x=1#f").as_deref(), Some("https://api.test/items"));
+    assert_eq!(normalize_htu("http://api.test:80").as_deref(), Some("http://api.test/"));
+    assert_eq!(normalize_htu("https://api.test:8443/a").as_deref(), Some("https://api.test:8443/a"));
+    assert_eq!(normalize_htu("ftp://api.test/"), None);
+    assert_eq!(normalize_htu("https://user@api.test/"), None);
+    let d = Dpop::default();
+    assert_eq!(request_htu(&d, "https", "API.test:443", "/items?page=2").as_deref(), Some("https://api.test/items"));
+    assert_eq!(request_htu(&d, "https", "", "/items"), None);
+    // Behind TLS termination Envoy sees http; the external origin says what clients see.
+    let ext = Dpop { external_origin: Some("https://api.example.com".into()), ..Dpop::default() };
+    assert_eq!(request_htu(&ext, "http", "10.0.0.7:8080", "/items").as_deref(), Some("https://api.example.com/items"));
+    let t = bound_token();
+    let mut w = World::with_dpop(json!({}));
+    let p = proof_with(&t, json!({"htu": "https://API.TEST:443/items?other=1#x"}));
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&p])));
+    let mut w = World::with_dpop(json!({"external_origin": "https://gateway.example.com/"}));
+    let p = proof_with(&t, json!({"htu": "https://gateway.example.com/items"}));
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&p])));
+    assert_eq!(
+        denied(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "k")])).0,
+        Reason::DpopMismatch("`htu` is not this request's URL")
+    );
+}
+
+#[test]
+fn dpop_configuration_is_validated() {
+    let bad = |dpop: Value| {
+        let mut p = provider_json();
+        merge(&mut p, json!({"dpop": dpop}));
+        Config::parse(json!({"providers": {"p": p}}).to_string().as_bytes()).unwrap_err().to_string()
+    };
+    assert!(bad(json!({"mode": "on"})).contains("providers.p.dpop.mode"));
+    assert!(bad(json!({"algorithms": ["HS256"]})).contains("HS* is never allowed"));
+    assert!(bad(json!({"algorithms": []})).contains("providers.p.dpop.algorithms"));
+    assert!(bad(json!({"max_proof_age": "0.5s"})).contains("at least 1s"));
+    assert!(bad(json!({"external_origin": "https://api.example.com/v1"})).contains("external_origin"));
+    assert!(bad(json!({"replay_cache_size": 0})).contains("replay_cache_size"));
+    assert!(bad(json!({"unknown": 1})).contains("unknown field"));
+    let mut p = provider_json();
+    merge(&mut p, json!({"dpop": {"mode": "required"}, "from_headers": [{"name": "x-token"}]}));
+    let e = Config::parse(json!({"providers": {"p": p}}).to_string().as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("`required` needs the Authorization header"), "{e}");
+    let c = config_with(
+        json!({"dpop": {"mode": "required", "max_proof_age": "120s", "external_origin": "HTTPS://Api.Example.com:443"}}),
+        json!({}),
+    );
+    let d = &c.providers[0].dpop;
+    assert_eq!(
+        (d.mode, d.max_proof_age_seconds, d.external_origin.as_deref()),
+        (DpopMode::Required, 120, Some("https://api.example.com"))
+    );
+}
+
+fn cert_digest(der: &[u8]) -> (String, Vec<u8>) {
+    let d = Sha256::digest(der).to_vec();
+    (base64url::encode(&d), d.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+}
+
+#[test]
+fn a_certificate_bound_token_needs_that_certificate() {
+    let (x5t, hex) = cert_digest(b"client certificate one");
+    let (_, other_hex) = cert_digest(b"client certificate two");
+    let t = access_token(json!({"cnf": {"x5t#S256": x5t}}));
+    let auth = format!("Bearer {t}");
+    let mut w = World::with_dpop(json!({}));
+    assert_eq!(denied(&w.send("GET", &auth, &[])).0, Reason::CertMissing);
+    w.peer_certificate = Some(Vec::new());
+    assert_eq!(denied(&w.send("GET", &auth, &[])).0, Reason::CertMissing, "an empty property is no certificate");
+    w.peer_certificate = Some(other_hex);
+    let (r, c) = denied(&w.send("GET", &auth, &[]));
+    assert_eq!(r, Reason::CertMismatch);
+    assert!(c.starts_with("Bearer realm=") && c.contains("error=\"invalid_token\""), "{c}");
+    w.peer_certificate = Some(hex.clone());
+    assert!(allowed(&w.send("GET", &auth, &[])));
+    // Bytes, not spellings: upper case and colons name the same digest.
+    let upper: Vec<u8> = hex.to_ascii_uppercase();
+    w.peer_certificate = Some(upper);
+    assert!(allowed(&w.send("GET", &auth, &[])));
+    // An unbound token never asks for the certificate.
+    w.peer_certificate = None;
+    assert!(allowed(&w.send("GET", &format!("Bearer {}", access_token(json!({}))), &[])));
+}
+
+#[test]
+fn hex_digests_parse_strictly() {
+    let hex = "ab".repeat(32);
+    assert_eq!(parse_hex_digest(hex.as_bytes()), Some([0xab; 32]));
+    let colons = vec!["AB"; 32].join(":");
+    assert_eq!(parse_hex_digest(colons.as_bytes()), Some([0xab; 32]));
+    for bad in ["", "ab", &"zz".repeat(32), &format!("+{}", "a".repeat(63)), &"ab".repeat(33)] {
+        assert_eq!(parse_hex_digest(bad.as_bytes()), None, "{bad}");
+    }
+}
+
+#[test]
+fn both_bindings_are_enforced_together() {
+    let (x5t, hex) = cert_digest(b"cert");
+    let t = access_token(json!({"cnf": {"jkt": ec_jkt(), "x5t#S256": x5t}}));
+    let mut w = World::with_dpop(json!({}));
+    assert_eq!(denied(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "1")])).0, Reason::CertMissing);
+    w.peer_certificate = Some(hex);
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "2")])));
+}
+
+#[test]
+fn a_cnf_we_cannot_read_or_enforce_is_refused() {
+    let mut w = World::with_dpop(json!({}));
+    for cnf in [
+        json!("x"),
+        json!({"jkt": 5}),
+        json!({"jkt": "short"}),
+        json!({"x5t#S256": "AAAA"}),
+        json!({"jwk": {"kty": "EC"}}),
+    ] {
+        let t = access_token(json!({"cnf": cnf}));
+        let (r, _) = denied(&w.send("GET", &format!("Bearer {t}"), &[]));
+        assert!(matches!(r, Reason::Malformed(_)), "{cnf}: {r:?}");
+    }
+    assert!(allowed(&w.send("GET", &format!("Bearer {}", access_token(json!({"cnf": {}}))), &[])));
+}
+
+#[test]
+fn proofs_are_remembered_per_provider_within_the_configured_size() {
+    let w = World::with_dpop(json!({"replay_cache_size": 3}));
+    let mut c = w.engine.new_caches().remove(0);
+    for j in ["a", "b", "c", "d"] {
+        assert!(c.first_use_of_proof("k", j, NOW + 60, NOW));
+    }
+    assert_eq!(c.proofs_len(), 3);
+    let off = World::with_dpop(json!({"mode": "disabled"}));
+    assert_eq!(off.engine.new_caches()[0].proofs_len(), 0);
+}

@@ -1,0 +1,228 @@
+"""Sender-constrained tokens in real Envoy: DPoP (RFC 9449) with proofs made by the test, and
+certificate-bound tokens (RFC 8705) on a TLS listener that asks for client certificates, with a
+test CA and two client certificates made by the test."""
+
+import hashlib
+import http.client
+import json
+import ssl
+import time
+
+import pytest
+from conftest import API, CLIENT, ISSUER, Stack, auth0_provider
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from dpop import DpopKey, b64url
+from jwtguard_support import (
+    WASM, EchoUpstream, Envoy, JwksServer, Signer, free_port, request, static_cluster_yaml, wasm_filter_yaml,
+)
+from test_pki import TestCA
+
+URL = "http://api.test/api/items"  # what the raw client sends: Host api.test, plain HTTP
+
+
+@pytest.fixture(scope="module")
+def dpop_stack():
+    s = Stack(lambda st: {"realm": "api", "providers": {"auth0": auth0_provider(st)}})
+    s.envoy.start()
+    yield s
+    s.stop()
+
+
+def denied_stat(s, reason):
+    return int(s.envoy.stats("jwt_guard").get(f"wasmcustom.jwt_guard.requests.denied.{reason}", "0"))
+
+
+def send(s, token, proof=None, method="GET", path="/api/items", scheme="DPoP", extra=()):
+    headers = [("authorization", f"{scheme} {token}")]
+    if proof is not None:
+        headers.append(("dpop", proof))
+    headers.extend(extra)
+    return request(s.listen, path, headers, method=method)
+
+
+def challenge(r):
+    return r.headers.get("www-authenticate", "")
+
+
+def test_a_dpop_bound_token_with_a_fresh_proof_passes_and_neither_reaches_the_upstream(dpop_stack):
+    s, key = dpop_stack, DpopKey()
+    token = s.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    for _ in range(2):  # the second is a cache hit for the token; its proof is checked anew
+        r = send(s, token, key.proof("GET", URL, token))
+        assert r.status == 200, (r.status, r.body)
+        seen = r.echoed["headers"]
+        assert "authorization" not in seen and "dpop" not in seen, seen
+        assert seen["x-jwt-sub"] == ["auth0|user-42"]
+    # The query is not part of htu.
+    r = send(s, token, key.proof("GET", URL, token), path="/api/items?page=2")
+    assert r.status == 200, r.body
+
+
+@pytest.mark.parametrize("case,reason,error", [
+    ("replayed", "dpop_replay", "invalid_dpop_proof"),
+    ("wrong method", "dpop_mismatch", "invalid_dpop_proof"),
+    ("wrong URL", "dpop_mismatch", "invalid_dpop_proof"),
+    ("stale", "dpop_stale", "invalid_dpop_proof"),
+    ("missing ath", "dpop_proof", "invalid_dpop_proof"),
+    ("wrong key", "dpop_key", "invalid_dpop_proof"),
+    ("missing proof", "dpop_proof", "invalid_dpop_proof"),
+    ("two proofs", "dpop_proof", "invalid_dpop_proof"),
+    ("private key in jwk", "dpop_proof", "invalid_dpop_proof"),
+    ("bound as bearer", "dpop_downgrade", "invalid_token"),
+    ("unbound with DPoP", "dpop_unbound", "invalid_token"),
+])
+def test_each_dpop_failure_is_refused_with_its_reason(dpop_stack, case, reason, error):
+    s, key = dpop_stack, DpopKey()
+    token = s.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    scheme, proofs, method = "DPoP", [key.proof("GET", URL, token)], "GET"
+    if case == "replayed":
+        assert send(s, token, proofs[0]).status == 200
+    elif case == "wrong method":
+        proofs = [key.proof("POST", URL, token)]
+    elif case == "wrong URL":
+        proofs = [key.proof("GET", "http://api.test/api/other", token)]
+    elif case == "stale":
+        proofs = [key.proof("GET", URL, token, iat=int(time.time()) - 300)]
+    elif case == "missing ath":
+        proofs = [key.proof("GET", URL, None)]
+    elif case == "wrong key":
+        proofs = [DpopKey().proof("GET", URL, token)]
+    elif case == "missing proof":
+        proofs = []
+    elif case == "two proofs":
+        proofs = [key.proof("GET", URL, token), key.proof("GET", URL, token)]
+    elif case == "private key in jwk":
+        jwk = dict(key.jwk(), d=b64url(key.key.private_numbers().private_value.to_bytes(32, "big")))
+        proofs = [key.proof("GET", URL, token, headers={"jwk": jwk})]
+    elif case == "bound as bearer":
+        scheme, proofs = "Bearer", []
+    elif case == "unbound with DPoP":
+        token = s.signer.access_token(API, CLIENT)
+        proofs = [key.proof("GET", URL, token)]
+    before = denied_stat(s, reason)
+    headers = [("authorization", f"{scheme} {token}")] + [("dpop", p) for p in proofs]
+    r = request(s.listen, "/api/items", headers, method=method)
+    assert r.status == 401, (case, r.status, r.body)
+    c = challenge(r)
+    assert c.startswith('DPoP realm="api", algs="ES256 ES384 RS256 PS256 PS384 PS512 EdDSA Ed25519"'), c
+    assert f'error="{error}"' in c, c
+    assert json.loads(r.body)["error"] == error
+    time.sleep(0.3)  # metrics land on the next 200 ms tick
+    assert denied_stat(s, reason) == before + 1, case
+
+
+def test_bearer_clients_keep_seeing_bearer_challenges(dpop_stack):
+    r = request(dpop_stack.listen, "/api/items")
+    assert r.status == 401 and challenge(r) == 'Bearer realm="api"'
+
+
+# ------------------------------------------------------------------ RFC 8705
+
+
+def mtls_envoy_yaml(admin, listen, upstream, jwks, ca, server_cert, server_key, config):
+    filters = wasm_filter_yaml(WASM, json.dumps(config))
+    return f"""
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: mtls
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          # Asks for a client certificate, but lets a connection without one in: jwt-guard
+          # then refuses certificate-bound tokens on it (cert_missing).
+          require_client_certificate: false
+          common_tls_context:
+            tls_certificates: [{{certificate_chain: {{filename: "{server_cert}"}}, private_key: {{filename: "{server_key}"}}}}]
+            validation_context: {{trusted_ca: {{filename: "{ca}"}}}}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: mtls
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: upstream}}
+          http_filters:
+{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+{static_cluster_yaml("upstream", upstream)}
+{static_cluster_yaml("jwks", jwks)}
+"""
+
+
+@pytest.fixture(scope="module")
+def mtls(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mtls")
+    ca = TestCA(tmp)
+    server = ca.issue("server", "api.test", ["api.test"])
+    one = ca.issue("client-one", "client one", client=True)
+    two = ca.issue("client-two", "client two", client=True)
+    signer = Signer(ISSUER)
+    jwks = JwksServer(signer.jwks()).start()
+    upstream = EchoUpstream().start()
+    admin, listen = free_port(), free_port()
+
+    class _S:  # what auth0_provider reads
+        pass
+    st = _S()
+    st.jwks = jwks
+    config = {"realm": "api", "providers": {"auth0": auth0_provider(st)}}
+    envoy = Envoy(mtls_envoy_yaml(admin, listen, upstream.port, jwks.port, ca.cert_path, *server, config), admin, listen)
+    envoy.start()
+    yield {"ca": ca, "one": one, "two": two, "signer": signer, "envoy": envoy, "listen": listen}
+    envoy.stop()
+    jwks.stop()
+    upstream.stop()
+
+
+def x5t_s256(cert_path):
+    der = x509.load_pem_x509_certificate(open(cert_path, "rb").read()).public_bytes(serialization.Encoding.DER)
+    return b64url(hashlib.sha256(der).digest())
+
+
+def https(m, token, cert=None):
+    ctx = ssl.create_default_context(cafile=str(m["ca"].cert_path))
+    if cert:
+        ctx.load_cert_chain(*cert)
+    conn = http.client.HTTPSConnection("127.0.0.1", m["listen"], context=ctx, timeout=10)
+    conn._context.check_hostname = False
+    try:
+        conn.request("GET", "/api/items", headers={"Host": "api.test", "Authorization": f"Bearer {token}"})
+        r = conn.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def test_a_certificate_bound_token_passes_only_with_its_certificate(mtls):
+    token = mtls["signer"].access_token(API, CLIENT, claims={"cnf": {"x5t#S256": x5t_s256(mtls["one"][0])}})
+    status, _, body = https(mtls, token, mtls["one"])
+    assert status == 200, body
+    status, headers, body = https(mtls, token, mtls["two"])
+    assert status == 401 and json.loads(body)["error"] == "invalid_token", body
+    assert "another client certificate" in headers["www-authenticate"]
+    status, headers, body = https(mtls, token, None)
+    assert status == 401 and "mutual TLS" in headers["www-authenticate"], body
+    stats = mtls["envoy"].stats("jwt_guard")
+    time.sleep(0.3)
+    stats = mtls["envoy"].stats("jwt_guard")
+    assert int(stats["wasmcustom.jwt_guard.requests.denied.cert_mismatch"]) == 1
+    assert int(stats["wasmcustom.jwt_guard.requests.denied.cert_missing"]) == 1
+
+
+def test_an_unbound_token_needs_no_certificate(mtls):
+    status, _, body = https(mtls, mtls["signer"].access_token(API, CLIENT), None)
+    assert status == 200, body
