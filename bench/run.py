@@ -42,9 +42,16 @@ ISSUER = "https://bench.example.com/"
 API = "https://api.bench.test"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+SIGNER = None  # set in main
 USERS = int(os.environ.get("BENCH_USERS", "5000"))
 TOKENS_FILE = HERE / ".tokens.txt"
 ZIPF_LUA = HERE / "zipf.lua"
+# DPoP: one bound token, a fresh ES256 proof per request. Each wrk run (one per round, plus its
+# warm-up) reads the proofs from the start, so a run never repeats one; runs take a new file.
+PROOFS_FILE = HERE / ".proofs.txt"
+DPOP_LUA = HERE / "dpop.lua"
+DPOP_PROOFS = int(os.environ.get("BENCH_DPOP_PROOFS", "60000"))
+DPOP_ORIGIN = "https://api.bench.test"
 
 
 def listener(admin: int, listen: int, filters: str, jwks_port: int | None = None) -> str:
@@ -74,11 +81,13 @@ def jwt_authn(jwks: dict, cache: bool) -> str:
                 requires: {{provider_name: p}}"""
 
 
-def guard(jwks: dict, cache_size: int | None) -> str:
+def guard(jwks: dict, cache_size: int | None, dpop: dict | None = None) -> str:
     """jwt-guard; `cache_size` None leaves jwt_cache_config out: the default, as shipped."""
     provider = {"issuer": ISSUER, "audiences": [API], "local_jwks": {"inline_string": json.dumps(jwks)}}
     if cache_size is not None:
         provider["jwt_cache_config"] = {"jwt_cache_size": cache_size}
+    if dpop is not None:
+        provider["dpop"] = dpop
     return wasm_filter(WASM, json.dumps({"providers": {"p": provider}}))
 
 
@@ -113,7 +122,24 @@ def scenarios(signer: Signer):
         ("jwt_authn, realistic, as shipped (no cache)", jwt_authn(jwks, False), first, 200, ZIPF_LUA),
         ("jwt_authn, realistic, jwt_cache_size 1000", jwt_authn(jwks, True), first, 200, ZIPF_LUA),
         ("jwt-guard, realistic, as shipped", guard(jwks, None), first, 200, ZIPF_LUA),
+        # The proofs are made before the rounds start, so the window is wide; the checks are the same.
+        ("jwt-guard, DPoP (cached token, fresh proof)",
+         guard(jwks, 1000, {"external_origin": DPOP_ORIGIN, "max_proof_age": "3600s"}), None, 200, DPOP_LUA),
     ]
+
+
+def dpop_setup():
+    """The bound token (in BENCH_DPOP_TOKEN) and a function that writes a new proof file."""
+    from dpop import DpopKey
+    key = DpopKey()
+    signer = SIGNER
+    token = signer.access_token(API, "bench-client", lifetime=24 * 3600, claims={"cnf": {"jkt": key.jkt()}})
+    os.environ["BENCH_DPOP_TOKEN"] = token
+    os.environ["BENCH_PROOFS"] = str(PROOFS_FILE)
+
+    def new_proofs(n: int = DPOP_PROOFS) -> None:
+        PROOFS_FILE.write_text("\n".join(key.proof("GET", f"{DPOP_ORIGIN}/bench", token) for _ in range(n)) + "\n")
+    return token, key, new_proofs
 
 
 # jwt-guard row -> [(counterpart, least ratio)]: issue 11's targets.
@@ -122,6 +148,7 @@ TARGETS = {
     "jwt-guard, cold RS256": [("jwt_authn, RS256", 0.8)],
     "jwt-guard, cold ES256": [("jwt_authn, ES256", 0.6)],
     "jwt-guard, forged": [("jwt_authn, forged", 0.5)],
+    "jwt-guard, DPoP (cached token, fresh proof)": [("jwt-guard, hot (cache)", None)],  # a cost, not a target
     "jwt-guard, realistic, as shipped": [("jwt_authn, realistic, as shipped (no cache)", 1.2),
                                          ("jwt_authn, realistic, jwt_cache_size 1000", 0.85)],
 }
@@ -255,7 +282,8 @@ def main() -> int:
         if not need.exists():
             print(f"{need} is missing: run `make bench` (it builds both)", file=sys.stderr)
             return 1
-    signer = Signer(ISSUER)
+    global SIGNER
+    signer = SIGNER = Signer(ISSUER)
     plan = scenarios(signer)
     only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
     if only:
@@ -264,6 +292,7 @@ def main() -> int:
         keep.add("jwt_authn, RS256")
         plan = [p for p in plan if p[0] in keep]
     os.environ["BENCH_TOKENS"] = str(TOKENS_FILE)
+    dpop_token, dpop_key, new_proofs = dpop_setup()
     envoys = []
     cache = {}
     try:
@@ -271,16 +300,27 @@ def main() -> int:
             admin, listen = free_port(), free_port()
             e = Envoy(listener(admin, listen, filters), admin, listen, log_level="warning")
             e.start()
-            got = request(listen, "/bench", {"authorization": f"Bearer {token}"}).status
+            if script == DPOP_LUA:
+                got = request(listen, "/bench", {"authorization": f"DPoP {dpop_token}",
+                                                 "dpop": dpop_key.proof("GET", f"{DPOP_ORIGIN}/bench", dpop_token)}).status
+            else:
+                got = request(listen, "/bench", {"authorization": f"Bearer {token}"}).status
             if got != want:
                 raise RuntimeError(f"{name}: expected {want}, got {got}")
             envoys.append((name, e, None if script else token, script))
         samples = {name: [] for name, *_ in envoys}
         for r in range(ROUNDS):
             for name, e, token, script in envoys:
+                if script == DPOP_LUA:
+                    new_proofs()
                 run_wrk(e.listen_port, token, 1, script=script)  # warm up
+                if script == DPOP_LUA:
+                    new_proofs()
                 before = cache_counts(e)
                 samples[name].append(run_wrk(e.listen_port, token, SECONDS, script=script))
+                if script == DPOP_LUA and samples[name][-1]["non2xx"]:
+                    # More requests than proofs (a replay) or a refused proof: not a DPoP measurement.
+                    raise RuntimeError(f"{name}: {samples[name][-1]['non2xx']} refusals; raise BENCH_DPOP_PROOFS")
                 after = cache_counts(e)
                 h, m = cache.get(name, (0, 0))
                 cache[name] = (h + after[0] - before[0], m + after[1] - before[1])
@@ -289,6 +329,7 @@ def main() -> int:
         for _, e, _, _ in envoys:
             e.stop()
         TOKENS_FILE.unlink(missing_ok=True)
+        PROOFS_FILE.unlink(missing_ok=True)
 
     rows = []
     for name, *_ in envoys:
@@ -315,6 +356,9 @@ def main() -> int:
             if counterpart not in by_name:
                 continue
             ratio = r["rps"] / by_name[counterpart]["rps"]
+            if least is None:
+                vs.append(f"{ratio:.2f}x {counterpart}")
+                continue
             ok = ratio >= least
             vs.append(f"{ratio:.2f}x {counterpart}")
             target.append(f"≥ {least}x: {'met' if ok else 'MISSED'}")
