@@ -73,7 +73,7 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing with apt-get"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 ## run: the demo (demo IdP + echo upstream + Envoy with envoy/envoy.yaml); Ctrl-C stops it
 run: build $(VENV)/.deps-installed envoy
