@@ -69,14 +69,13 @@ pub fn check_proof(proof: &str, req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) 
     let header_segment = proof.split('.').next().unwrap_or("");
     let header = token::parse_header_object(header_segment)
         .map_err(|_| Reason::DpopProof("its header is not base64url-encoded JSON"))?;
-    let Some(Value::Object(jwk)) = header.get("jwk") else {
+    let Some(jwk_value @ Value::Object(jwk)) = header.get("jwk") else {
         return Err(Reason::DpopProof("its header has no `jwk` object"));
     };
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(Reason::DpopProof("its `jwk` holds private key members"));
     }
-    let jwk_value = Value::Object(jwk.clone());
-    let key = KeySet::one_key(&jwk_value).map_err(|_| Reason::DpopProof("its `jwk` is not a usable public key"))?;
+    let key = KeySet::one_key(jwk_value).map_err(|_| Reason::DpopProof("its `jwk` is not a usable public key"))?;
     if Family::for_algorithm(alg.algorithm()) != Some(key.family) || key.alg.is_some_and(|a| a != alg) {
         return Err(Reason::DpopProof("its `alg` does not fit its `jwk`"));
     }
@@ -123,12 +122,17 @@ pub fn access_token_hash(token: &str) -> String {
 /// port dropped, query and fragment removed. The path compares byte for byte.
 pub fn normalize_htu(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    url(scheme, authority, path)
+}
+
+/// `scheme://authority/path` with the scheme and authority normalized.
+fn url(scheme: &str, authority: &str, path: &str) -> Option<String> {
+    let scheme = scheme.to_ascii_lowercase();
     Some(format!("{scheme}://{}{path}", normalize_authority(&scheme, authority)?))
 }
 
@@ -142,9 +146,6 @@ pub fn request_htu(dpop: &Dpop, scheme: &str, authority: &str, path: &str) -> Op
     }
     match &dpop.external_origin {
         Some(origin) => Some(format!("{origin}{path}")),
-        None => {
-            let scheme = scheme.to_ascii_lowercase();
-            Some(format!("{scheme}://{}{path}", normalize_authority(&scheme, authority)?))
-        }
+        None => url(scheme, authority, path),
     }
 }

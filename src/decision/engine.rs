@@ -8,7 +8,7 @@ use crate::authn::{authenticate, Verified};
 use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::route::find_rule;
-use crate::decision::sender::{check_sender, Presented};
+use crate::decision::sender::check_sender;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
@@ -21,7 +21,7 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub headers: &'a Headers<'a>,
     /// The client certificate's SHA-256 as the host reports it, read only for a token bound to
-    /// a certificate (`NO_PEER_CERTIFICATE` where there is none).
+    /// a certificate (`no_peer_certificate` where there is none).
     pub peer_certificate: &'a dyn Fn() -> Option<Vec<u8>>,
 }
 
@@ -195,18 +195,7 @@ impl Engine {
         if p.dpop.mode == DpopMode::Disabled {
             return None;
         }
-        let about_dpop = matches!(
-            reason,
-            Reason::DpopProof(_)
-                | Reason::DpopMismatch(_)
-                | Reason::DpopStale
-                | Reason::DpopReplay
-                | Reason::DpopKey
-                | Reason::DpopDowngrade
-                | Reason::DpopUnbound
-                | Reason::DpopRequired
-        );
-        (dpop_sent || about_dpop || p.dpop.mode == DpopMode::Required)
+        (dpop_sent || reason.concerns_dpop() || p.dpop.mode == DpopMode::Required)
             .then(|| p.dpop.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(" "))
     }
 
@@ -363,15 +352,9 @@ impl Evaluation<'_, '_, '_> {
                                 }
                             },
                         };
+                        // Per request, never cached: the proof and the connection are new each time.
                         let verdict = verdict.and_then(|v| {
-                            // Per request, never cached: the proof and the connection are new each time.
-                            let presented = Presented {
-                                method: self.req.method,
-                                path: self.req.path,
-                                headers: self.req.headers,
-                                peer_certificate: self.req.peer_certificate,
-                            };
-                            check_sender(provider, &v.binding, &found, &presented, cache, self.now).map(|()| v)
+                            check_sender(provider, &v.binding, &found, self.req, cache, self.now).map(|()| v)
                         });
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),

@@ -24,6 +24,16 @@ pub struct Found {
     pub dpop: bool,
 }
 
+/// The first value of header `name`.
+pub fn header_value<'h>(headers: &Headers<'h>, name: &str) -> Option<&'h [u8]> {
+    headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+}
+
+/// The first value of header `name` as text; `None` when it is absent or not UTF-8.
+pub fn header_text<'h>(headers: &Headers<'h>, name: &str) -> Option<&'h str> {
+    header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok())
+}
+
 /// Returns the one token the extraction finds, `None` if there is none, or a 400 reason.
 pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
     let found = extract_unchecked(ex, path, headers)?;
@@ -61,10 +71,9 @@ pub fn extract_unchecked(ex: &Extraction, path: &str, headers: &Headers<'_>) -> 
         if let Some(token) = from_header(source, headers)? {
             keep(Found { token, location: Location::Header(source.name.clone()), dpop: false })?;
         }
-        if ex.dpop_scheme && source.name == "authorization" && source.value_prefix.as_deref() == Some("Bearer ") {
-            let dpop = HeaderSource { name: source.name.clone(), value_prefix: Some("DPoP ".to_string()) };
-            if let Some(token) = from_header(&dpop, headers)? {
-                keep(Found { token, location: Location::Header(source.name.clone()), dpop: true })?;
+        if let Some(dpop) = ex.dpop.as_ref().filter(|_| source.is_bearer_authorization()) {
+            if let Some(token) = from_header(dpop, headers)? {
+                keep(Found { token, location: Location::Header(dpop.name.clone()), dpop: true })?;
             }
         }
     }

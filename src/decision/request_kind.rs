@@ -3,11 +3,7 @@
 
 use crate::deny::Protocol;
 
-use super::extractor::Headers;
-
-fn header<'h>(headers: &'h Headers<'_>, name: &str) -> Option<&'h [u8]> {
-    headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-}
+use super::extractor::{header_value as header, Headers};
 
 /// A CORS preflight as the Fetch standard sends it: `OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`, and never credentials. Any other `OPTIONS` is an ordinary

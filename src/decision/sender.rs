@@ -5,26 +5,17 @@
 
 use crate::authn::dpop::{check_proof, request_htu, ProofRequest};
 use crate::authn::Binding;
-use crate::decision::extractor::{Found, Headers, MAX_CREDENTIAL_FIELD_BYTES};
+use crate::decision::extractor::{header_text, Found, MAX_CREDENTIAL_FIELD_BYTES};
 use crate::decision::token_cache::TokenCache;
+use crate::decision::Request;
 use crate::deny::Reason;
 use crate::policy::{DpopMode, Provider};
-
-/// What the request offers besides its token.
-pub struct Presented<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub headers: &'a Headers<'a>,
-    /// The client certificate's SHA-256 as the host reports it (hex text), asked only when a
-    /// certificate-bound token needs it.
-    pub peer_certificate: &'a dyn Fn() -> Option<Vec<u8>>,
-}
 
 pub fn check_sender(
     provider: &Provider,
     binding: &Binding,
     found: &Found,
-    req: &Presented<'_>,
+    req: &Request<'_>,
     cache: &mut TokenCache,
     now: u64,
 ) -> Result<(), Reason> {
@@ -49,26 +40,21 @@ fn check_dpop(
     provider: &Provider,
     jkt: &str,
     found: &Found,
-    req: &Presented<'_>,
+    req: &Request<'_>,
     cache: &mut TokenCache,
     now: u64,
 ) -> Result<(), Reason> {
     let mut proofs = req.headers.iter().filter(|(name, _)| *name == "dpop");
-    let (Some((_, raw)), None) = (proofs.next(), proofs.next()) else {
-        let any = req.headers.iter().any(|(name, _)| *name == "dpop");
-        return Err(Reason::DpopProof(if any {
-            "the request has more than one `DPoP` header"
-        } else {
-            "the request has no `DPoP` proof header"
-        }));
+    let raw = match (proofs.next(), proofs.next()) {
+        (Some((_, raw)), None) => raw,
+        (None, _) => return Err(Reason::DpopProof("the request has no `DPoP` proof header")),
+        (Some(_), Some(_)) => return Err(Reason::DpopProof("the request has more than one `DPoP` header")),
     };
     if raw.len() > MAX_CREDENTIAL_FIELD_BYTES {
         return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
     }
     let proof = std::str::from_utf8(raw).map_err(|_| Reason::DpopProof("the `DPoP` header is not valid UTF-8"))?;
-    let pseudo = |name: &str| {
-        req.headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
-    };
+    let pseudo = |name: &str| header_text(req.headers, name).unwrap_or("");
     let htu = request_htu(&provider.dpop, pseudo(":scheme"), pseudo(":authority"), req.path)
         .ok_or(Reason::DpopMismatch("the request's own URL could not be read"))?;
     let skew = provider.clock_skew_seconds;

@@ -111,10 +111,10 @@ impl TokenCache {
     /// already recorded and is still within its window (a replay). A memory of size 0 refuses
     /// every proof rather than accepting replays (the configuration never allows 0).
     pub fn first_use_of_proof(&mut self, jkt: &str, jti: &str, until: u64, now: u64) -> bool {
-        let key = format!("{jkt}.{jti}");
         if self.proofs.map.is_none() {
             return false;
         }
+        let key = format!("{jkt}.{jti}");
         if self.proofs.get(&key).is_some_and(|exp| *exp >= now) {
             return false;
         }

@@ -235,6 +235,21 @@ impl Reason {
         }
     }
 
+    /// A refusal about DPoP itself: its challenge names the DPoP scheme.
+    pub fn concerns_dpop(&self) -> bool {
+        matches!(
+            self,
+            Reason::DpopProof(_)
+                | Reason::DpopMismatch(_)
+                | Reason::DpopStale
+                | Reason::DpopReplay
+                | Reason::DpopKey
+                | Reason::DpopDowngrade
+                | Reason::DpopUnbound
+                | Reason::DpopRequired
+        )
+    }
+
     pub fn status(&self) -> u32 {
         match self.error_code() {
             ErrorCode::None | ErrorCode::InvalidToken => 401,

@@ -8,7 +8,7 @@ use super::config::*;
 use super::duration::parse_millis;
 use super::wire::*;
 use crate::jwks::KeySet;
-use crate::token::vocabulary::{normalize_typ, parse_algorithm};
+use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
 
 impl Config {
     pub fn provider_index(&self, name: &str) -> Option<usize> {
@@ -81,19 +81,9 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
     }
     let algorithms = match &rp.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),
-        Some(list) => {
-            if list.is_empty() {
-                return Err(err(format!("{field}.algorithms"), "must not be empty"));
-            }
-            let mut algs = Vec::with_capacity(list.len());
-            for name in list {
-                algs.push(parse_algorithm(name).map_err(|m| err(format!("{field}.algorithms"), m))?);
-            }
-            algs
-        }
+        Some(list) => algorithm_list(&format!("{field}.algorithms"), list)?,
     };
-    let uses_hmac =
-        algorithms.iter().any(|a| matches!(a.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let uses_hmac = algorithms.iter().copied().any(is_hmac);
     let keys = match (rp.remote_jwks, rp.local_jwks, rp.discovery) {
         (Some(remote), None, None) => {
             if uses_hmac {
@@ -211,9 +201,9 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         None => Dpop::default(),
         Some(raw) => compile_dpop(&format!("{field}.dpop"), raw)?,
     };
-    let dpop_scheme = dpop.mode != DpopMode::Disabled
-        && headers.iter().any(|h| h.name == "authorization" && h.value_prefix.as_deref() == Some("Bearer "));
-    if dpop.mode == DpopMode::Required && !dpop_scheme {
+    let dpop_source = (dpop.mode != DpopMode::Disabled && headers.iter().any(HeaderSource::is_bearer_authorization))
+        .then(HeaderSource::dpop_authorization);
+    if dpop.mode == DpopMode::Required && dpop_source.is_none() {
         return Err(err(
             format!("{field}.dpop.mode"),
             "`required` needs the Authorization header with the `Bearer ` prefix among from_headers",
@@ -224,7 +214,7 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         issuer: Some(rp.issuer),
         audiences: rp.audiences,
         keys,
-        extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies, dpop_scheme },
+        extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies, dpop: dpop_source },
         forward: rp.forward,
         forward_payload_header,
         claim_to_headers,
@@ -244,6 +234,18 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
     })
 }
 
+/// A non-empty list of algorithm names jwt-guard knows; `field` names it in errors.
+fn algorithm_list(field: &str, list: &[String]) -> Result<Vec<JoseAlg>, ConfigError> {
+    if list.is_empty() {
+        return Err(err(field, "must not be empty"));
+    }
+    list.iter().map(|name| parse_algorithm(name).map_err(|m| err(field, m))).collect()
+}
+
+fn is_hmac(alg: JoseAlg) -> bool {
+    matches!(alg.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
 fn compile_dpop(field: &str, raw: RawDpop) -> Result<Dpop, ConfigError> {
     let mut d = Dpop::default();
     if let Some(mode) = raw.mode {
@@ -255,19 +257,12 @@ fn compile_dpop(field: &str, raw: RawDpop) -> Result<Dpop, ConfigError> {
         };
     }
     if let Some(list) = raw.algorithms {
-        if list.is_empty() {
-            return Err(err(format!("{field}.algorithms"), "must not be empty"));
-        }
-        let mut algs = Vec::with_capacity(list.len());
-        for name in &list {
-            let alg = parse_algorithm(name).map_err(|m| err(format!("{field}.algorithms"), m))?;
-            if matches!(alg.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(err(
-                    format!("{field}.algorithms"),
-                    "a DPoP proof is signed with a private key: HS* is never allowed",
-                ));
-            }
-            algs.push(alg);
+        let algs = algorithm_list(&format!("{field}.algorithms"), &list)?;
+        if algs.iter().copied().any(is_hmac) {
+            return Err(err(
+                format!("{field}.algorithms"),
+                "a DPoP proof is signed with a private key: HS* is never allowed",
+            ));
         }
         d.algorithms = algs;
     }

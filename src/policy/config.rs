@@ -157,16 +157,6 @@ pub enum DpopMode {
     Disabled,
 }
 
-impl DpopMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            DpopMode::Allowed => "allowed",
-            DpopMode::Required => "required",
-            DpopMode::Disabled => "disabled",
-        }
-    }
-}
-
 pub const DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS: u64 = 60;
 pub const DEFAULT_DPOP_REPLAY_CACHE_SIZE: usize = 10_000;
 pub const DEFAULT_DPOP_ALGORITHMS: [JoseAlg; 8] = [
@@ -221,9 +211,9 @@ pub struct Extraction {
     pub headers: Vec<HeaderSource>,
     pub params: Vec<String>,
     pub cookies: Vec<String>,
-    /// `Authorization: DPoP <token>` is read too (DPoP not disabled, and `authorization` with
-    /// the `Bearer ` prefix among `headers`).
-    pub dpop_scheme: bool,
+    /// `Authorization: DPoP <token>`, read right after the Bearer Authorization source when DPoP
+    /// is not disabled and that source is among `headers`. Built once here, not per request.
+    pub dpop: Option<HeaderSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +221,18 @@ pub struct HeaderSource {
     /// Lower-cased.
     pub name: String,
     pub value_prefix: Option<String>,
+}
+
+impl HeaderSource {
+    /// `Authorization: Bearer`, the source the DPoP scheme goes beside.
+    pub fn is_bearer_authorization(&self) -> bool {
+        self.name == "authorization" && self.value_prefix.as_deref() == Some("Bearer ")
+    }
+
+    /// `Authorization: DPoP` (RFC 9449 §7.1).
+    pub fn dpop_authorization() -> HeaderSource {
+        HeaderSource { name: "authorization".to_string(), value_prefix: Some("DPoP ".to_string()) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

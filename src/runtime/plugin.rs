@@ -9,6 +9,7 @@ use super::header_map;
 use super::host::{Host, HostResult};
 use super::log_limit::LogLimiter;
 use super::metrics::{for_denial, Metric};
+use crate::decision::extractor::header_text;
 use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::{Engine, Mutations, Outcome, Request};
@@ -183,9 +184,7 @@ impl Plugin {
             }
         };
         let headers = header_map::parse(&raw);
-        let pseudo = |name: &str| {
-            headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
-        };
+        let pseudo = |name: &str| header_text(&headers, name).unwrap_or("");
         let (method, path) = (pseudo(":method"), pseudo(":path"));
         // Read only for a certificate-bound token; a host that cannot say means no certificate.
         let peer_certificate = || host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten();

@@ -7,7 +7,7 @@ fn default_ex() -> Extraction {
         headers: vec![HeaderSource { name: "authorization".into(), value_prefix: Some("Bearer ".into()) }],
         params: vec!["access_token".into()],
         cookies: vec!["session".into()],
-        dpop_scheme: true,
+        dpop: Some(HeaderSource::dpop_authorization()),
     }
 }
 
@@ -140,6 +140,6 @@ fn the_dpop_scheme_is_a_token_that_needs_a_proof() {
     assert!(!run("/", &[("authorization", b"Bearer abc")]).unwrap().unwrap().dpop);
     assert!(run("/", &[("authorization", b"DPoP a"), ("authorization", b"Bearer b")]).is_err(), "two tokens");
     assert!(run("/", &[("authorization", b"DPoP ")]).is_err(), "empty");
-    let off = Extraction { dpop_scheme: false, ..default_ex() };
+    let off = Extraction { dpop: None, ..default_ex() };
     assert_eq!(extract(&off, "/", &h(&[("authorization", b"DPoP abc")])).unwrap(), None, "DPoP disabled: not a token");
 }

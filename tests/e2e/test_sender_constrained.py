@@ -7,6 +7,7 @@ import http.client
 import json
 import ssl
 import time
+from types import SimpleNamespace
 
 import pytest
 from conftest import API, CLIENT, ISSUER, Stack, auth0_provider
@@ -14,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from dpop import DpopKey, b64url
 from jwtguard_support import (
-    WASM, EchoUpstream, Envoy, JwksServer, Signer, free_port, request, static_cluster_yaml, wasm_filter_yaml,
+    WASM, EchoUpstream, Envoy, JwksServer, Signer, free_port, listener_yaml, request, static_cluster_yaml,
+    wasm_filter_yaml,
 )
 from test_pki import TestCA
 
@@ -120,47 +122,17 @@ def test_bearer_clients_keep_seeing_bearer_challenges(dpop_stack):
 # ------------------------------------------------------------------ RFC 8705
 
 
-def mtls_envoy_yaml(admin, listen, upstream, jwks, ca, server_cert, server_key, config):
-    filters = wasm_filter_yaml(WASM, json.dumps(config))
-    return f"""
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: mtls
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
-    filter_chains:
-    - transport_socket:
+def mtls_transport_socket(ca, server_cert, server_key) -> str:
+    # Asks for a client certificate, but lets a connection without one in: jwt-guard then
+    # refuses certificate-bound tokens on it (cert_missing).
+    return f"""      transport_socket:
         name: envoy.transport_sockets.tls
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          # Asks for a client certificate, but lets a connection without one in: jwt-guard
-          # then refuses certificate-bound tokens on it (cert_missing).
           require_client_certificate: false
           common_tls_context:
             tls_certificates: [{{certificate_chain: {{filename: "{server_cert}"}}, private_key: {{filename: "{server_key}"}}}}]
-            validation_context: {{trusted_ca: {{filename: "{ca}"}}}}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: mtls
-          route_config:
-            virtual_hosts:
-            - name: api
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: upstream}}
-          http_filters:
-{filters}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-{static_cluster_yaml("upstream", upstream)}
-{static_cluster_yaml("jwks", jwks)}
-"""
+            validation_context: {{trusted_ca: {{filename: "{ca}"}}}}"""
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +147,14 @@ def mtls(tmp_path_factory):
     upstream = EchoUpstream().start()
     admin, listen = free_port(), free_port()
 
-    class _S:  # what auth0_provider reads
-        pass
-    st = _S()
-    st.jwks = jwks
-    config = {"realm": "api", "providers": {"auth0": auth0_provider(st)}}
-    envoy = Envoy(mtls_envoy_yaml(admin, listen, upstream.port, jwks.port, ca.cert_path, *server, config), admin, listen)
+    config = {"realm": "api", "providers": {"auth0": auth0_provider(SimpleNamespace(jwks=jwks))}}
+    routes = """              - match: {prefix: "/"}
+                route: {cluster: upstream}"""
+    envoy = Envoy(listener_yaml(admin=admin, listen=listen, routes=routes,
+                                filters=wasm_filter_yaml(WASM, json.dumps(config)),
+                                clusters=[static_cluster_yaml("upstream", upstream.port),
+                                          static_cluster_yaml("jwks", jwks.port)],
+                                transport_socket=mtls_transport_socket(ca.cert_path, *server)), admin, listen)
     envoy.start()
     yield {"ca": ca, "one": one, "two": two, "signer": signer, "envoy": envoy, "listen": listen}
     envoy.stop()
@@ -216,8 +190,7 @@ def test_a_certificate_bound_token_passes_only_with_its_certificate(mtls):
     assert "another client certificate" in headers["www-authenticate"]
     status, headers, body = https(mtls, token, None)
     assert status == 401 and "mutual TLS" in headers["www-authenticate"], body
-    stats = mtls["envoy"].stats("jwt_guard")
-    time.sleep(0.3)
+    time.sleep(0.3)  # metrics land on the next 200 ms tick
     stats = mtls["envoy"].stats("jwt_guard")
     assert int(stats["wasmcustom.jwt_guard.requests.denied.cert_mismatch"]) == 1
     assert int(stats["wasmcustom.jwt_guard.requests.denied.cert_missing"]) == 1

@@ -326,8 +326,10 @@ def static_cluster_yaml(name: str, port: int) -> str:
       endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]"""
 
 
-def listener_yaml(*, admin: int, listen: int, routes: str, filters: str, clusters: list[str]) -> str:
-    """Admin, one HTTP listener with normalized paths, `filters` then the router, `clusters`."""
+def listener_yaml(*, admin: int, listen: int, routes: str, filters: str, clusters: list[str],
+                  transport_socket: str = "") -> str:
+    """Admin, one HTTP listener with normalized paths, `filters` then the router, `clusters`;
+    `transport_socket` (the filter chain's `transport_socket:` entry, indented 6) makes it TLS."""
     cluster_text = ("  clusters:\n" + "\n".join(clusters)) if clusters else ""
     return f"""
 admin:
@@ -355,6 +357,7 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+{transport_socket}
 {cluster_text}
 """
 

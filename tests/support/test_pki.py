@@ -56,6 +56,3 @@ class TestCA:
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
         return str(cert_path), str(key_path)
-
-    def der(self, cert_path: str) -> bytes:
-        return x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).public_bytes(serialization.Encoding.DER)
