@@ -202,6 +202,20 @@ fn main() {
     time("ES384 key setup (its table of multiples, once per key)", || {
         black_box(jwt_guard::crypto::ecdsa::es384::PublicKey::from_sec1_bytes(black_box(&p384_point)).unwrap());
     });
+    // A DPoP proof as a client sends one: its key is new to us (no table of multiples), so
+    // this is the proof's whole cost on a request whose token is already cached.
+    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256] {
+        use jwt_guard::authn::dpop::{check_proof, ProofRequest};
+        use jwt_guard::testkit::{dpop_claims, dpop_proof, kid_for, public_jwk};
+        let (htu, bound) = ("https://api.test/items", "a.bound.token");
+        let proof = dpop_proof(alg, public_jwk(kid_for(alg)), json!({}), dpop_claims("j-1", "GET", htu, bound));
+        let req = ProofRequest { method: "GET", htu, token: bound, now: jwt_guard::testkit::NOW };
+        let dpop = jwt_guard::policy::Dpop { algorithms: vec![alg.into()], ..Default::default() };
+        assert!(check_proof(&proof, &req, &dpop, 60).is_ok(), "{alg:?}");
+        time(&format!("DPoP proof {alg:?}: check_proof"), || {
+            black_box(check_proof(black_box(&proof), &req, &dpop, 60).unwrap());
+        });
+    }
     let forged = format!("{}AAAA", &rs[..rs.len() - 4]);
     time("RS256 forged, cold (no negative cache)", || {
         black_box(authenticate(&provider, &keys, black_box(&forged), now).unwrap_err());

@@ -143,7 +143,8 @@ macro_rules! ecdsa_differential {
                 (-s).to_repr().to_vec()
             }
 
-            /// Signs `messages` random messages with `key` and compares 8 signatures each:
+            /// Signs `messages` random messages with `key` and compares 8 signatures each, through the
+            /// prepared key (`verify`) and the one-shot path (`verify_once`):
             /// valid, its high-S twin (also valid), one bit flipped, r and s swapped, a random
             /// r||s, r = n, s = 0, and one byte short. Returns (compared, valid).
             fn differential(secret: &[u8], messages: usize, rng: &mut Rng) -> (usize, usize) {
@@ -179,11 +180,18 @@ macro_rules! ecdsa_differential {
                         let want = Signature::from_slice(s).is_ok_and(|s| reference.verify(&msg, &s).is_ok());
                         let got = ours.verify(&msg, s);
                         assert_eq!(got, want, "key {:02x?} message {i} {what}", &secret[..4]);
+                        let once = ours::verify_once(sec1.as_bytes(), &msg, s);
+                        assert_eq!(once, Some(want), "key {:02x?} message {i} {what}: verify_once", &secret[..4]);
                         compared += 1;
                         valid += usize::from(got);
                     }
                     let other = rng.bytes(len + 1);
                     assert!(!ours.verify(&other, &sig), "a signature for another message");
+                    assert_eq!(
+                        ours::verify_once(sec1.as_bytes(), &other, &sig),
+                        Some(false),
+                        "verify_once, another message"
+                    );
                 }
                 (compared, valid)
             }
@@ -225,6 +233,8 @@ macro_rules! ecdsa_differential {
                 let mut off_curve = point.as_bytes().to_vec();
                 off_curve[2 * $len] ^= 1;
                 assert!(ours::PublicKey::from_sec1_bytes(&off_curve).is_none(), "a point off the curve");
+                assert!(ours::verify_once(&off_curve, b"m", &[1u8; 2 * $len]).is_none(), "verify_once, off the curve");
+                assert!(ours::verify_once(&[0u8], b"m", &[1u8; 2 * $len]).is_none(), "verify_once, the identity");
                 assert!(ours::PublicKey::from_sec1_bytes(&[0u8]).is_none(), "the identity");
                 assert!(ours::PublicKey::from_sec1_bytes(&point.as_bytes()[..2 * $len]).is_none(), "truncated");
             }

@@ -5,7 +5,8 @@
 //! fallback), both through `crypto::verify`.
 //!
 //! `make test` runs this natively and, built for wasm32-wasip1, inside node's V8, where the
-//! fast RSA path is rsa_montgomery's SIMD code.
+//! fast RSA path is rsa_montgomery's SIMD code. Each signature also goes through
+//! `crypto::verify_once`, the path of keys used once (DPoP proofs).
 //!
 //! Expected: "valid" verifies; "invalid" does not; "acceptable" (only RSA PKCS#1 v1.5
 //! signatures whose DigestInfo omits the NULL parameters) does not either: JWS verification is
@@ -92,7 +93,9 @@ fn run(alg: Algorithm, text: &str) -> Counts {
             assert_eq!(fast, want, "{what}: prepared path");
             let fallback = crypto::verify(&msg, &sig, &key.decoding, None, alg).unwrap_or(false);
             assert_eq!(fallback, want, "{what}: jsonwebtoken path");
-            c.checks += 2;
+            let once = crypto::verify_once(&msg, &sig, &key.decoding, alg).unwrap_or(false);
+            assert_eq!(once, want, "{what}: one-shot path (a DPoP proof's key)");
+            c.checks += 3;
             for engine in rsa_engines.iter().flatten() {
                 assert_eq!(engine.verify(alg, &msg, &sig), want, "{what}: an RSA engine");
                 c.checks += 1;

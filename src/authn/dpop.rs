@@ -79,7 +79,7 @@ pub fn check_proof(proof: &str, req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) 
     if Family::for_algorithm(alg.algorithm()) != Some(key.family) || key.alg.is_some_and(|a| a != alg) {
         return Err(Reason::DpopProof("its `alg` does not fit its `jwk`"));
     }
-    match crypto::verify(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, None, alg.algorithm()) {
+    match crypto::verify_once(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, alg.algorithm()) {
         Ok(true) => {}
         _ => return Err(Reason::DpopProof("its signature does not verify with its `jwk`")),
     }

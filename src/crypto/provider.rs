@@ -76,3 +76,29 @@ pub fn verify(
         }
     }
 }
+
+/// Checks a signature with a key used once, such as the public key in a DPoP proof, which
+/// changes per client and is never prepared: the variable-time ECDSA of `ecdsa` (no table for
+/// the key), and in wasm builds `rsa_montgomery`, whose per-key setup costs less than what it
+/// saves on one RSA check. Everything else goes to jsonwebtoken's verifier.
+pub fn verify_once(
+    message: &[u8],
+    signature: &[u8],
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> jsonwebtoken::errors::Result<bool> {
+    let once = match (alg, key.kind()) {
+        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es256::verify_once(sec1, message, signature),
+        (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es384::verify_once(sec1, message, signature),
+        (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512, DecodingKeyKind::RsaModulusExponent { n, e })
+            if cfg!(target_arch = "wasm32") =>
+        {
+            rsa::PublicKey::with_montgomery28(n, e).map(|k| k.verify(alg, message, signature))
+        }
+        _ => None,
+    };
+    match once {
+        Some(verified) => Ok(verified),
+        None => verify(message, signature, key, None, alg),
+    }
+}

@@ -105,3 +105,43 @@ fn fuzz_regression_squaring_index() {
     let s = small(384, 3);
     assert_eq!(m.pow_2q_plus_1(&s, 1), Some(small(384, 27)));
 }
+
+/// The variable-time NAF multiplication of `crypto::ecdsa` (DPoP proof keys) against the curve
+/// crate's constant-time one, on the scalars where a signed-digit recoding goes wrong: small
+/// ones, those around a window boundary (15, 16, 17, 31, 32, 33), all-ones runs that carry to
+/// the top, and the largest, n - 1 and n - 2.
+macro_rules! naf_agrees {
+    ($test:ident, $curve:ident, $module:ident) => {
+        #[test]
+        fn $test() {
+            use $curve::elliptic_curve::ff::PrimeField;
+            use $curve::{ProjectivePoint, Scalar};
+            let p = ProjectivePoint::GENERATOR * Scalar::from(0x1234_5678_9abc_u64);
+            let mut scalars: Vec<Scalar> = [0u64, 1, 2, 3, 15, 16, 17, 31, 32, 33, 0xffff, 0xffff_ffff, u64::MAX]
+                .iter()
+                .map(|k| Scalar::from(*k))
+                .collect();
+            scalars.extend([-Scalar::ONE, -Scalar::from(2u64), -Scalar::from(17u64)]);
+            let mut repr = <Scalar as PrimeField>::Repr::default();
+            for fill in [0xffu8, 0x80, 0x7f, 0x55, 0x0f] {
+                repr.iter_mut().for_each(|b| *b = fill);
+                repr[0] &= 0x7f;
+                if let Some(k) = Option::<Scalar>::from(Scalar::from_repr(repr)) {
+                    scalars.push(k);
+                }
+            }
+            let mut k = Scalar::from(0x9e37_79b9_7f4a_7c15_u64);
+            for _ in 0..40 {
+                k = k * k + Scalar::ONE;
+                scalars.push(k);
+            }
+            for k in &scalars {
+                assert_eq!(crate::crypto::ecdsa::$module::multiply_vartime(&p, k), p * k, "k = {k:?}");
+            }
+            assert!(scalars.len() > 60);
+        }
+    };
+}
+
+naf_agrees!(es256_naf_multiplication_agrees_with_p256, p256, es256);
+naf_agrees!(es384_naf_multiplication_agrees_with_p384, p384, es384);
