@@ -204,7 +204,7 @@ fn main() {
     });
     // A DPoP proof as a client sends one: its key is new to us (no table of multiples), so
     // this is the proof's whole cost on a request whose token is already cached.
-    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256] {
+    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256, Algorithm::PS256] {
         use jwt_guard::authn::dpop::{check_proof, ProofRequest};
         use jwt_guard::testkit::{dpop_claims, dpop_proof, kid_for, public_jwk};
         let (htu, bound) = ("https://api.test/items", "a.bound.token");

@@ -1,5 +1,5 @@
 //! Signature verification: jsonwebtoken's RustCrypto verifiers, with faster ones for RS256/384/512
-//! (`rsa`), ES256 and ES384 (`ecdsa`) where the key was prepared for them.
+//! and PS256/384/512 (`rsa`), ES256 and ES384 (`ecdsa`) where the key was prepared for them.
 //!
 //! Keys are prepared when a key set is adopted (`prepare`), never on a request: a request costs
 //! at most its signature checks. A key that was not prepared (past the cap, or of a size the
@@ -65,7 +65,8 @@ pub fn verify(
     alg: Algorithm,
 ) -> jsonwebtoken::errors::Result<bool> {
     match (prepared, alg) {
-        (Some(Prepared::Rsa(k)), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) => {
+        (Some(Prepared::Rsa(k)), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
+        | (Some(Prepared::Rsa(k)), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => {
             Ok(k.verify(alg, message, signature))
         }
         (Some(Prepared::Es256(k)), Algorithm::ES256) => Ok(k.verify(message, signature)),
@@ -90,9 +91,15 @@ pub fn verify_once(
     let once = match (alg, key.kind()) {
         (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es256::verify_once(sec1, message, signature),
         (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es384::verify_once(sec1, message, signature),
-        (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512, DecodingKeyKind::RsaModulusExponent { n, e })
-            if cfg!(target_arch = "wasm32") =>
-        {
+        (
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+            DecodingKeyKind::RsaModulusExponent { n, e },
+        ) if cfg!(target_arch = "wasm32") => {
             rsa::PublicKey::with_montgomery28(n, e).map(|k| k.verify(alg, message, signature))
         }
         _ => None,
