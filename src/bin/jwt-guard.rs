@@ -277,7 +277,8 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
     println!();
     println!("Decision for {} {}", o.method, o.path);
     match engine.decide(&req, &states, o.now, &mut caches) {
-        Outcome::Allow { mutations, verified } => {
+        // No preflight here: explain sends no Origin header.
+        Outcome::Allow { mutations, verified, .. } => {
             println!("  status: allowed (the request goes upstream)");
             for (i, _) in verified {
                 println!("  verified by: {}", config.providers[i].name);

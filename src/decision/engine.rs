@@ -50,10 +50,12 @@ pub struct Denial {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// `verified`: the providers whose tokens verified, by index.
+    /// `verified`: the providers whose tokens verified, by index. `preflight`: a CORS
+    /// preflight let through unchecked (`bypass_cors_preflight`), which operators count apart.
     Allow {
         mutations: Mutations,
         verified: Vec<(usize, Rc<Verified>)>,
+        preflight: bool,
     },
     Deny(Denial),
     /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
@@ -115,7 +117,11 @@ impl Engine {
     /// `keys[i]` is the state of provider `i`'s key set.
     pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
         if self.config.bypass_cors_preflight && is_cors_preflight(req.method, req.headers) {
-            return Outcome::Allow { mutations: self.unchecked_route_mutations(req), verified: Vec::new() };
+            return Outcome::Allow {
+                mutations: self.unchecked_route_mutations(req),
+                verified: Vec::new(),
+                preflight: true,
+            };
         }
         let protocol = protocol(req.headers);
         let n = self.config.providers.len();
@@ -135,7 +141,11 @@ impl Engine {
             },
         };
         let Some(requirement) = requirement else {
-            return Outcome::Allow { mutations: self.unchecked_route_mutations(req), verified: Vec::new() };
+            return Outcome::Allow {
+                mutations: self.unchecked_route_mutations(req),
+                verified: Vec::new(),
+                preflight: false,
+            };
         };
         let mut ev = Evaluation {
             config: &self.config,
@@ -179,7 +189,7 @@ impl Engine {
                     }
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
-                Outcome::Allow { mutations, verified }
+                Outcome::Allow { mutations, verified, preflight: false }
             }
         }
     }

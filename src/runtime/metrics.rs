@@ -57,6 +57,8 @@ pub enum Metric {
     ProviderDenied(usize, &'static str),
     /// Requests paused to wait for keys.
     Paused,
+    /// CORS preflights let through unchecked (also counted in `Allowed`).
+    Preflight,
     JwksFetchSuccess(usize),
     JwksFetchFailure(usize),
     /// Failed fetches by cause (`FetchError::cause`).
@@ -82,6 +84,7 @@ impl Metric {
             Metric::Allowed => "jwt_guard.requests.allowed".to_string(),
             Metric::Denied(r) => format!("jwt_guard.requests.denied.{r}"),
             Metric::Paused => "jwt_guard.requests.paused".to_string(),
+            Metric::Preflight => "jwt_guard.requests.preflight".to_string(),
             Metric::ProviderAllowed(i) => format!("jwt_guard.provider.{}.allowed", p(i)),
             Metric::ProviderDenied(i, r) => format!("jwt_guard.provider.{}.denied.{r}", p(i)),
             Metric::JwksFetchSuccess(i) => format!("jwt_guard.provider.{}.jwks_fetch.success", p(i)),
@@ -99,7 +102,7 @@ impl Metric {
     /// The metric's position in `all(provider_count)`, computed rather than looked up: the
     /// request path counts several metrics per request.
     pub fn index(&self, provider_count: usize) -> Option<usize> {
-        const GLOBAL: usize = 2 + REASONS.len();
+        const GLOBAL: usize = 3 + REASONS.len();
         const PER_PROVIDER: usize = 1 + REASONS.len() + 7 + CAUSES.len();
         let reason = |r: &str| REASONS.iter().position(|x| *x == r);
         let cause = |c: &str| CAUSES.iter().position(|x| *x == c);
@@ -107,7 +110,8 @@ impl Metric {
         match self {
             Metric::Allowed => Some(0),
             Metric::Paused => Some(1),
-            Metric::Denied(r) => reason(r).map(|k| 2 + k),
+            Metric::Preflight => Some(2),
+            Metric::Denied(r) => reason(r).map(|k| 3 + k),
             Metric::ProviderAllowed(i) => provider(*i, 0),
             Metric::ProviderDenied(i, r) => reason(r).and_then(|k| provider(*i, 1 + k)),
             Metric::JwksFetchSuccess(i) => provider(*i, 1 + REASONS.len()),
@@ -122,7 +126,7 @@ impl Metric {
     }
 
     pub fn all(provider_count: usize) -> Vec<Metric> {
-        let mut out = vec![Metric::Allowed, Metric::Paused];
+        let mut out = vec![Metric::Allowed, Metric::Paused, Metric::Preflight];
         out.extend(REASONS.iter().map(|r| Metric::Denied(r)));
         for i in 0..provider_count {
             out.push(Metric::ProviderAllowed(i));
@@ -185,7 +189,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 2 + 33 + 1 + 33 + 7 + 9);
+        assert_eq!(Metric::all(1).len(), 3 + 33 + 1 + 33 + 7 + 9);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

@@ -207,8 +207,11 @@ impl Plugin {
                 send(host, &denial.response);
                 Applied::Responded
             }
-            Outcome::Allow { mutations, verified } => {
+            Outcome::Allow { mutations, verified, preflight } => {
                 self.count(Metric::Allowed, 1);
+                if preflight {
+                    self.count(Metric::Preflight, 1);
+                }
                 for (i, v) in &verified {
                     self.count(Metric::ProviderAllowed(*i), 1);
                     debug!(

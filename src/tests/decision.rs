@@ -183,7 +183,8 @@ fn mutations_strip_token_and_set_claims() {
     let mut w = World::new(two_providers(Value::Null));
     let a = access_token(json!({}));
     match w.decide("GET", &format!("/x?access_token={a}&k=v"), &[]) {
-        Outcome::Allow { mutations, verified } => {
+        Outcome::Allow { mutations, verified, preflight } => {
+            assert!(!preflight);
             assert_eq!(mutations.path.as_deref(), Some("/x?k=v"));
             assert!(mutations.remove_headers.contains(&"x-sub".to_string()));
             assert!(mutations.remove_headers.contains(&"x-other-sub".to_string()));
@@ -381,7 +382,9 @@ fn forward_false_strips_tokens_on_routes_without_requires() {
     let rules = json!([{"match": {"prefix": "/healthz"}}]);
     let mut w = World::new(two_providers(rules.clone()));
     let a = access_token(json!({}));
-    let m = allowed_mutations(w.decide("GET", &format!("/healthz?access_token={a}&k=v"), &[]));
+    let out = w.decide("GET", &format!("/healthz?access_token={a}&k=v"), &[]);
+    assert!(matches!(out, Outcome::Allow { preflight: false, .. }), "a public route is not a preflight: {out:?}");
+    let m = allowed_mutations(out);
     assert_eq!(m.path.as_deref(), Some("/healthz?k=v"));
     let m = allowed_mutations(w.decide("GET", "/healthz", &[("authorization", &bearer(&a))]));
     assert!(m.remove_headers.contains(&"authorization".to_string()), "{m:?}");
@@ -418,7 +421,7 @@ fn a_cors_preflight_passes_untouched_by_default() {
     let mut w = preflight_world(None);
     assert!(w.engine.config.bypass_cors_preflight, "on by default, as Istio ships it");
     let out = w.decide("OPTIONS", "/api/items", &PREFLIGHT);
-    assert!(matches!(out, Outcome::Allow { ref verified, .. } if verified.is_empty()), "{out:?}");
+    assert!(matches!(out, Outcome::Allow { ref verified, preflight: true, .. } if verified.is_empty()), "{out:?}");
 }
 
 #[test]

@@ -30,9 +30,14 @@ def test_metrics_and_logs_after_known_traffic():
         for token, want in traffic:
             r = request(s.listen, "/api", bearer(token) if token else {})
             assert r.status == want, (token, r.body)
+        # A CORS preflight passes unchecked (bypass_cors_preflight), counted apart.
+        r = request(s.listen, "/api", method="OPTIONS",
+                    headers={"origin": "https://app.example", "access-control-request-method": "GET"})
+        assert r.status == 200, r.body
 
         expected = {
-            "requests.allowed": 3,
+            "requests.allowed": 4,
+            "requests.preflight": 1,
             "requests.paused": 0,
             "requests.denied.id_token": 2,
             "requests.denied.opaque": 1,
@@ -60,7 +65,8 @@ def test_metrics_and_logs_after_known_traffic():
 
         with urllib.request.urlopen(f"http://127.0.0.1:{s.admin}/stats/prometheus", timeout=5) as r:
             prom = r.read().decode()
-        assert re.search(r"^jwt_guard_requests_allowed\{\} 3$", prom, re.M), prom[:2000]
+        assert re.search(r"^jwt_guard_requests_allowed\{\} 4$", prom, re.M), prom[:2000]
+        assert re.search(r"^jwt_guard_requests_preflight\{\} 1$", prom, re.M), prom[:2000]
         assert re.search(r"^jwt_guard_provider_auth0_denied_id_token\{\} 2$", prom, re.M)
 
         log = s.envoy.wait_log("sent an ID token instead of an access token")

@@ -340,10 +340,22 @@ fn metrics_count_decisions_fetches_cache_and_pauses() {
     host.arrive(&mut plugin, 3, Some(&format!("Bearer {}", id_token(json!({})))));
     host.arrive(&mut plugin, 4, None);
     host.arrive(&mut plugin, 5, Some("Bearer opaque"));
+    // A CORS preflight passes unchecked: allowed, and counted apart.
+    let preflight = [
+        (":method", "OPTIONS"),
+        (":path", "/x"),
+        ("origin", "https://app.test"),
+        ("access-control-request-method", "GET"),
+    ];
+    let headers = preflight.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+    host.requests.insert(6, FakeRequest { headers, ..FakeRequest::default() });
+    host.effective = 6;
+    assert_eq!(plugin.on_request(&mut host, 6), Action::Continue);
     host.now += 5_000;
     plugin.on_tick(&mut host);
     assert_eq!(host.metric("jwt_guard.requests.paused"), 1);
-    assert_eq!(host.metric("jwt_guard.requests.allowed"), 2);
+    assert_eq!(host.metric("jwt_guard.requests.allowed"), 3);
+    assert_eq!(host.metric("jwt_guard.requests.preflight"), 1);
     assert_eq!(host.metric("jwt_guard.provider.p.allowed"), 2);
     assert_eq!(host.metric("jwt_guard.requests.denied.id_token"), 1);
     assert_eq!(host.metric("jwt_guard.provider.p.denied.id_token"), 1);
