@@ -66,10 +66,7 @@ pub fn check_proof(proof: &str, req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) 
     if !jwt.header.crit.is_empty() {
         return Err(Reason::DpopProof("it lists a `crit` extension"));
     }
-    let header_segment = proof.split('.').next().unwrap_or("");
-    let header = token::parse_header_object(header_segment)
-        .map_err(|_| Reason::DpopProof("its header is not base64url-encoded JSON"))?;
-    let Some(jwk_value @ Value::Object(jwk)) = header.get("jwk") else {
+    let Some(jwk_value @ Value::Object(jwk)) = jwt.header.all.get("jwk") else {
         return Err(Reason::DpopProof("its header has no `jwk` object"));
     };
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {

@@ -24,7 +24,13 @@ fn parse_reads_header_and_claims() {
     let jwt = parse(&t).unwrap();
     assert_eq!(
         jwt.header,
-        Header { alg: "RS256".into(), kid: Some("k".into()), typ: Some("at+jwt".into()), crit: vec![] }
+        Header {
+            alg: "RS256".into(),
+            kid: Some("k".into()),
+            typ: Some("at+jwt".into()),
+            crit: vec![],
+            all: serde_json::from_str(r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#).unwrap()
+        }
     );
     assert_eq!(jwt.claims.aud, vec!["a", "b"]);
     assert_eq!((jwt.claims.exp, jwt.claims.nbf, jwt.claims.iat), (Some(10), Some(5), Some(4)));

@@ -28,13 +28,15 @@ pub fn shape(token: &str) -> Shape {
     }
 }
 
-/// The JOSE header fields we act on.
+/// The JOSE header fields we act on, type-checked, plus the whole header for members only
+/// some tokens carry (a DPoP proof's `jwk`), so no caller decodes it twice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
     pub alg: String,
     pub kid: Option<String>,
     pub typ: Option<String>,
     pub crit: Vec<String>,
+    pub all: Map<String, Value>,
 }
 
 /// The registered claims, type-checked, plus the whole claim set for forwarding and scopes.
@@ -168,10 +170,6 @@ fn numeric_date(map: &Map<String, Value>, name: &str, what: &'static str) -> Res
 
 /// The whole JOSE header as a JSON object, for the members `Header` does not keep (a DPoP
 /// proof's `jwk`), with the same strictness.
-pub fn parse_header_object(segment: &str) -> Result<Map<String, Value>, Reason> {
-    decode_object(segment, "the header is not base64url-encoded JSON", "the header repeats a member")
-}
-
 pub fn parse_header(segment: &str) -> Result<Header, Reason> {
     let map = decode_object(segment, "the header is not base64url-encoded JSON", "the header repeats a member")?;
     let alg = match map.get("alg") {
@@ -194,7 +192,7 @@ pub fn parse_header(segment: &str) -> Result<Header, Reason> {
         }
         Some(_) => return Err(Reason::Malformed("the header `crit` is not a non-empty list")),
     };
-    Ok(Header { alg, kid, typ, crit })
+    Ok(Header { alg, kid, typ, crit, all: map })
 }
 
 pub fn parse_claims(segment: &str) -> Result<Claims, Reason> {
