@@ -120,12 +120,22 @@ fn every_proof_algorithm_and_key_type_is_checked() {
         (Algorithm::ES384, "ec384-1"),
         (Algorithm::EdDSA, "ed-1"),
         (Algorithm::PS256, "rsa-ps"),
+        (Algorithm::RS256, "rsa-1"),
     ] {
         let jwk = public_jwk(kid);
         let t = access_token(json!({"cnf": {"jkt": jwk_thumbprint(jwk.as_object().unwrap()).unwrap()}}));
         let proof = dpop_proof(alg, jwk, json!({}), dpop_claims("x", "GET", HTU, &t));
         let mut w = World::with_dpop(json!({}));
         assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof])), "{alg:?}");
+        // The same proof with one signature byte changed (a fresh jti, so not a replay).
+        let proof = dpop_proof(alg, public_jwk(kid), json!({}), dpop_claims("y", "GET", HTU, &t));
+        let (input, sig) = proof.rsplit_once('.').unwrap();
+        let mut sig = base64url::decode(sig.as_bytes()).unwrap();
+        let middle = sig.len() / 2;
+        sig[middle] ^= 0x01;
+        let forged = format!("{input}.{}", base64url::encode(&sig));
+        let (r, _) = denied(&w.send("GET", &format!("DPoP {t}"), &[&forged]));
+        assert_eq!(r, Reason::DpopProof("its signature does not verify with its `jwk`"), "{alg:?}");
     }
 }
 
