@@ -7,7 +7,7 @@ seconds=${FUZZ_SECONDS:-60}
 python3 fuzz/seed.py
 summary=()
 found=0
-for t in extract jwt jwks config header_map signature rsa_montgomery; do
+for t in extract jwt jwks config header_map signature rsa_montgomery naf; do
   log=$(mktemp)
   mkdir -p "fuzz/artifacts/$t"
   before=$(find "fuzz/artifacts/$t" -type f | wc -l)

@@ -30,6 +30,10 @@ put("header_map", "basic", b"\x02\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00\x0
 # signature: algorithm byte, message length, message, then a signature of each verifier's size
 for alg, size in ((0, 256), (4, 64), (5, 96), (6, 64)):
     put("signature", f"alg{alg}", bytes([alg, 8]) + b"message!" + bytes(range(size)))
-for t in ("jwt", "extract", "jwks", "config", "header_map", "signature"):
+# naf: curve byte (even P-256, odd P-384), then a scalar: all ones carries through every window
+for pick, size in ((0, 32), (1, 48)):
+    put("naf", f"ones{pick}", bytes([pick]) + b"\xff" * size)
+    put("naf", f"ramp{pick}", bytes([pick]) + bytes(range(size)))
+for t in ("jwt", "extract", "jwks", "config", "header_map", "signature", "naf"):
     count[t] = len(list((HERE / "corpus" / t).iterdir()))
 print("seed corpus:", ", ".join(f"{t} {n}" for t, n in count.items()))

@@ -186,8 +186,9 @@ macro_rules! curve {
                 digits
             }
 
-            /// `k·P`, variable-time: for public values only. Crate-visible for its unit test.
-            pub(crate) fn multiply_vartime(p: &ProjectivePoint, k: &Scalar) -> ProjectivePoint {
+            /// `k·P`, variable-time: for public values only. Public for its unit test and the
+            /// `naf` fuzz target, which compare it with the curve crate's multiplication.
+            pub fn multiply_vartime(p: &ProjectivePoint, k: &Scalar) -> ProjectivePoint {
                 // P, 3P, 5P, ..., 15P.
                 let twice = p.double();
                 let mut odd = [*p; 1 << (NAF_WIDTH - 2)];
