@@ -60,15 +60,12 @@ fn check_dpop(
     let skew = provider.clock_skew_seconds;
     let p = check_proof(
         proof,
-        &ProofRequest { method: req.method, htu: &htu, token: &found.token, now },
+        &ProofRequest { method: req.method, htu: &htu, token: &found.token, jkt, now },
         &provider.dpop,
         skew,
     )?;
-    if p.jkt != jkt {
-        return Err(Reason::DpopKey);
-    }
     let until = p.iat.saturating_add(provider.dpop.max_proof_age_seconds);
-    if !cache.first_use_of_proof(&p.jkt, &p.jti, until, now) {
+    if !cache.first_use_of_proof(jkt, &p.jti, until, now) {
         return Err(Reason::DpopReplay);
     }
     Ok(())
