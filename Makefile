@@ -86,6 +86,9 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
+	@# The fuzz targets are their own crate: built here (not run) so they cannot silently rot.
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
+	cargo clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 
 unit:
 	cargo test --lib

@@ -1,7 +1,7 @@
 //! Token extraction from arbitrary paths, header values and cookies.
 #![no_main]
-use jwt_guard::policy::{Extraction, HeaderSource};
 use jwt_guard::decision::extractor::{extract, remove_cookie, remove_query_param};
+use jwt_guard::policy::{Extraction, HeaderSource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
         ],
         params: vec!["access_token".into()],
         cookies: vec!["session".into()],
+        // `Authorization: DPoP <token>`, as a provider with DPoP allowed reads it.
+        dpop: Some(HeaderSource::dpop_authorization()),
     };
     let headers: Vec<(&str, &[u8])> =
         vec![("authorization", auth), ("x-token", custom), ("cookie", cookie), ("authorization", custom)];

@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use jwt_guard::authn::authenticate;
-use jwt_guard::policy::{Config, Provider};
 use jwt_guard::jwks::KeySet;
+use jwt_guard::policy::{Config, Provider};
 use jwt_guard::token;
 use libfuzzer_sys::fuzz_target;
 

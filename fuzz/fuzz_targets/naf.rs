@@ -10,7 +10,9 @@ macro_rules! check {
         use $curve::elliptic_curve::ops::Reduce;
         use $curve::{$uint, FieldBytes, ProjectivePoint, Scalar};
         let Some(bytes) = $bytes.get(..$len) else { return };
-        let k = <Scalar as Reduce<$uint>>::reduce_bytes(FieldBytes::from_slice(bytes));
+        let mut repr = FieldBytes::default();
+        repr.copy_from_slice(bytes);
+        let k = <Scalar as Reduce<$uint>>::reduce_bytes(&repr);
         let p = ProjectivePoint::GENERATOR * Scalar::from(u64::from($pick) + 1);
         assert_eq!(jwt_guard::crypto::ecdsa::$module::multiply_vartime(&p, &k), p * k, "k·P differs");
     }};

@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
     let mut n = n.to_vec();
     n[0] |= 0x80;
     n[k - 1] |= 1;
-    let (Some(ours), Some(reference)) = (PublicKey::with_montgomery28(&n, e), PublicKey::with_crypto_bigint(&n, e)) else {
+    let (Some(ours), Some(reference)) = (PublicKey::with_montgomery28(&n, e), PublicKey::with_crypto_bigint(&n, e))
+    else {
         panic!("a full-length odd modulus is taken by both engines");
     };
     // s may be shorter or longer than k: both must refuse it then.

@@ -31,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
     let alg = ALGS[usize::from(*pick) % ALGS.len()];
     let (msg, sig) = rest.split_at(usize::from(*split).min(rest.len()));
     for key in keys().select(alg, None).unwrap_or_default() {
-        assert_ne!(verify(msg, sig, &key.decoding, key.prepared.as_deref(), alg).ok(), Some(true), "an arbitrary signature verified");
+        assert_ne!(
+            verify(msg, sig, &key.decoding, key.prepared.as_deref(), alg).ok(),
+            Some(true),
+            "an arbitrary signature verified"
+        );
     }
 });
