@@ -49,10 +49,12 @@ pub struct Proof {
     pub iat: u64,
 }
 
-pub fn check_proof(proof: &str, req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) -> Result<Proof, Reason> {
+/// `proof` is the `DPoP` header's value as sent: bounded before it is even read as text.
+pub fn check_proof(proof: &[u8], req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) -> Result<Proof, Reason> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
     }
+    let proof = std::str::from_utf8(proof).map_err(|_| Reason::DpopProof("the `DPoP` header is not valid UTF-8"))?;
     if token::shape(proof) != Shape::Jws {
         return Err(Reason::DpopProof("the proof is not a compact JWS"));
     }

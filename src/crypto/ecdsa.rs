@@ -117,8 +117,9 @@ macro_rules! curve {
             /// cost more than it saves, so `u2·Q` is a variable-time double-and-add over the
             /// width-5 NAF of `u2` (about `$bits` doublings and `$bits`/6 additions, with Q's odd
             /// multiples up to 15Q built per call); `u1·G` still uses the generator's table.
-            /// About 2.5 times faster than the constant-time verifier, whose two scalar
-            /// multiplications each double `$bits` times. `None` for a point not on the curve.
+            /// About half the cost of the constant-time verifier, whose two scalar
+            /// multiplications each double `$bits` times (a whole ES256 DPoP proof check in V8:
+            /// 832 -> 441 µs). `None` for a point not on the curve.
             pub fn verify_once(sec1: &[u8], msg: &[u8], sig: &[u8]) -> Option<bool> {
                 let q = $curve::PublicKey::from_sec1_bytes(sec1).ok()?.to_projective();
                 Some(verify_with(msg, sig, |point, u2| *point += multiply_vartime(&q, u2)))

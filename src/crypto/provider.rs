@@ -54,6 +54,14 @@ pub fn prepare(curve: Curve, key: &DecodingKey) -> Option<Prepared> {
     }
 }
 
+/// The algorithms `rsa::PublicKey::verify` takes: PKCS#1 v1.5 and PSS.
+fn is_rsa(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+    )
+}
+
 /// Checks `signature` (already base64url-decoded) over `message` with `key`, through its
 /// prepared form if it has one for `alg`. An `Err` is a key the backend refuses, which cannot
 /// verify anything.
@@ -65,10 +73,7 @@ pub fn verify(
     alg: Algorithm,
 ) -> jsonwebtoken::errors::Result<bool> {
     match (prepared, alg) {
-        (Some(Prepared::Rsa(k)), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
-        | (Some(Prepared::Rsa(k)), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => {
-            Ok(k.verify(alg, message, signature))
-        }
+        (Some(Prepared::Rsa(k)), alg) if is_rsa(alg) => Ok(k.verify(alg, message, signature)),
         (Some(Prepared::Es256(k)), Algorithm::ES256) => Ok(k.verify(message, signature)),
         (Some(Prepared::Es384(k)), Algorithm::ES384) => Ok(k.verify(message, signature)),
         _ => {
@@ -91,15 +96,7 @@ pub fn verify_once(
     let once = match (alg, key.kind()) {
         (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es256::verify_once(sec1, message, signature),
         (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es384::verify_once(sec1, message, signature),
-        (
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512,
-            DecodingKeyKind::RsaModulusExponent { n, e },
-        ) if cfg!(target_arch = "wasm32") => {
+        (alg, DecodingKeyKind::RsaModulusExponent { n, e }) if is_rsa(alg) && cfg!(target_arch = "wasm32") => {
             rsa::PublicKey::with_montgomery28(n, e).map(|k| k.verify(alg, message, signature))
         }
         _ => None,

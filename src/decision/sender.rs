@@ -5,7 +5,7 @@
 
 use crate::authn::dpop::{check_proof, request_htu, ProofRequest};
 use crate::authn::Binding;
-use crate::decision::extractor::{header_text, Found, MAX_CREDENTIAL_FIELD_BYTES};
+use crate::decision::extractor::{header_text, Found};
 use crate::decision::token_cache::TokenCache;
 use crate::decision::Request;
 use crate::deny::Reason;
@@ -50,16 +50,12 @@ fn check_dpop(
         (None, _) => return Err(Reason::DpopProof("the request has no `DPoP` proof header")),
         (Some(_), Some(_)) => return Err(Reason::DpopProof("the request has more than one `DPoP` header")),
     };
-    if raw.len() > MAX_CREDENTIAL_FIELD_BYTES {
-        return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
-    }
-    let proof = std::str::from_utf8(raw).map_err(|_| Reason::DpopProof("the `DPoP` header is not valid UTF-8"))?;
     let pseudo = |name: &str| header_text(req.headers, name).unwrap_or("");
     let htu = request_htu(&provider.dpop, pseudo(":scheme"), pseudo(":authority"), req.path)
         .ok_or(Reason::DpopMismatch("the request's own URL could not be read"))?;
     let skew = provider.clock_skew_seconds;
     let p = check_proof(
-        proof,
+        raw,
         &ProofRequest { method: req.method, htu: &htu, token: &found.token, jkt, now },
         &provider.dpop,
         skew,

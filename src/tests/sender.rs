@@ -5,7 +5,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::authn::dpop::{normalize_htu, request_htu};
+use crate::authn::dpop::{check_proof, normalize_htu, request_htu, ProofRequest};
 use crate::decision::sender::parse_hex_digest;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::*;
@@ -206,6 +206,12 @@ fn proof_presence_is_checked() {
     assert_eq!(denied(&w.send("GET", &auth, &["not-a-jws"])).0, Reason::DpopProof("the proof is not a compact JWS"));
     let big = "a".repeat(9000);
     assert_eq!(denied(&w.send("GET", &auth, &[&big])).0, Reason::DpopProof("the proof is larger than 8 KiB"));
+    // Header bytes that are not text (the host may pass any): refused, never decoded.
+    let req = ProofRequest { method: "GET", htu: HTU, token: &t, jkt: &ec_jkt(), now: NOW };
+    assert_eq!(
+        check_proof(b"e30.\xff\xfe.sig", &req, &Dpop::default(), 60),
+        Err(Reason::DpopProof("the `DPoP` header is not valid UTF-8"))
+    );
 }
 
 #[test]
