@@ -132,6 +132,9 @@ class _JwksHandler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.fetches.append((time.time(), self.path))
             status, body, delay, fault = srv.status, srv.body, srv.delay, srv.fault
+            if srv.sequence:
+                status, body, fault = srv.sequence[srv.sequence_at % len(srv.sequence)]
+                srv.sequence_at += 1
             if self.path in srv.documents:
                 status, body = srv.documents[self.path]
         if delay:
@@ -225,6 +228,9 @@ class JwksServer(_Server):
         self.body = json.dumps(jwks or {"keys": []}).encode()
         # Per-path overrides, e.g. an OpenID discovery document.
         self.documents: dict = {}
+        # Answers given in turn, one per fetch (`answer_in_turn`).
+        self.sequence: list = []
+        self.sequence_at = 0
 
     def set_jwks(self, jwks: dict):
         with self.lock:
@@ -233,6 +239,12 @@ class JwksServer(_Server):
     def fail(self, status: int = 500, body: bytes = b"oops"):
         with self.lock:
             self.status, self.body = status, body
+
+    def answer_in_turn(self, answers: list):
+        """Answers fetch i with answers[i % len(answers)], each (status, body, fault); [] stops.
+        Chosen under the lock as the fetch is recorded, so no fetch can fall between two turns."""
+        with self.lock:
+            self.sequence, self.sequence_at = list(answers), 0
 
     def serve(self, path: str, doc, status: int = 200):
         with self.lock:
