@@ -1,8 +1,9 @@
 //! Google's Wycheproof vectors (vendored in tests/vectors/wycheproof, see vendor.py there) on
 //! every signature path jwt-guard has: each key goes through `KeySet::parse` as a JWK, as a
 //! JWKS would bring it, and each signature is checked through the prepared fast verifier
-//! (`crypto::rsa` on both engines, `crypto::ecdsa`) and through jsonwebtoken's verifier (the
-//! fallback), both through `crypto::verify`.
+//! (`crypto::rsa` on both engines, `crypto::ecdsa`) and without a prepared key (per-call setup,
+//! ed25519-dalek for EdDSA), both through `crypto::verify`, and through jsonwebtoken's own
+//! rust_crypto verifier as a reference.
 //!
 //! `make test` runs this natively and, built for wasm32-wasip1, inside node's V8, where the
 //! fast RSA path is rsa_montgomery's SIMD code. Each signature also goes through
@@ -16,6 +17,7 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::Algorithm;
 use jwt_guard::crypto::{self, rsa::PublicKey};
 use jwt_guard::jwks::KeySet;
@@ -92,10 +94,14 @@ fn run(alg: Algorithm, text: &str) -> Counts {
             let fast = crypto::verify(&msg, &sig, &key.decoding, key.prepared.as_deref(), alg).unwrap_or(false);
             assert_eq!(fast, want, "{what}: prepared path");
             let fallback = crypto::verify(&msg, &sig, &key.decoding, None, alg).unwrap_or(false);
-            assert_eq!(fallback, want, "{what}: jsonwebtoken path");
+            assert_eq!(fallback, want, "{what}: unprepared path");
+            // jsonwebtoken's own rust_crypto verifier, which the unprepared path replaced.
+            let reference = (DEFAULT_PROVIDER.verifier_factory)(&alg, &key.decoding)
+                .is_ok_and(|v| v.verify(&msg, &sig.clone()).is_ok());
+            assert_eq!(reference, want, "{what}: jsonwebtoken's verifier");
             let once = crypto::verify_once(&msg, &sig, &key.decoding, alg).unwrap_or(false);
             assert_eq!(once, want, "{what}: one-shot path (a DPoP proof's key)");
-            c.checks += 3;
+            c.checks += 4;
             for engine in rsa_engines.iter().flatten() {
                 assert_eq!(engine.verify(alg, &msg, &sig), want, "{what}: an RSA engine");
                 c.checks += 1;

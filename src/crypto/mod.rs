@@ -1,5 +1,5 @@
-//! Signature verification: jsonwebtoken's provider, with faster RSA and ECDSA verifiers for
-//! keys prepared when a key set is adopted.
+//! Signature verification: our RSA and ECDSA verifiers (keys prepared when a key set is
+//! adopted), RustCrypto's for EdDSA and HMAC.
 
 pub mod ecdsa;
 mod provider;

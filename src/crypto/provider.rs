@@ -1,16 +1,19 @@
-//! Signature verification: jsonwebtoken's RustCrypto verifiers, with faster ones for RS256/384/512
-//! and PS256/384/512 (`rsa`), ES256 and ES384 (`ecdsa`) where the key was prepared for them.
+//! Signature verification: `rsa` for RS256/384/512 and PS256/384/512, `ecdsa` for ES256 and
+//! ES384, with the key prepared for them when it was (`prepare`); RustCrypto's `ed25519-dalek`
+//! and `hmac` for EdDSA and HS256/384/512, as jsonwebtoken's rust_crypto verifiers call them.
 //!
-//! Keys are prepared when a key set is adopted (`prepare`), never on a request: a request costs
-//! at most its signature checks. A key that was not prepared (past the cap, or of a size the
-//! fast verifiers do not take) is checked by jsonwebtoken's verifier, which needs no setup.
+//! Keys are prepared when a key set is adopted, never on a request: a request costs at most its
+//! signature checks. A key that was not prepared (past the cap, or an RSA modulus crypto-bigint
+//! does not take natively) is checked with per-call setup: `rsa` on the Montgomery engine, the
+//! one-shot ECDSA of `ecdsa`.
 //!
-//! jsonwebtoken's verifiers are called through its default provider directly rather than
-//! installing a process-wide default: that can only be set once, and whichever code asks first
-//! (a `sign` in a test, say) would silently win.
+//! Not through jsonwebtoken's `DEFAULT_PROVIDER`: naming it keeps its signers (RSA private keys,
+//! a CSPRNG, ECDSA signing) in the `.wasm`, 317 KB of code no request runs.
 
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::{ErrorKind, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::{ecdsa, rsa};
 
@@ -71,28 +74,76 @@ pub fn verify(
     key: &DecodingKey,
     prepared: Option<&Prepared>,
     alg: Algorithm,
-) -> jsonwebtoken::errors::Result<bool> {
+) -> Result<bool> {
     match (prepared, alg) {
         (Some(Prepared::Rsa(k)), alg) if is_rsa(alg) => Ok(k.verify(alg, message, signature)),
         (Some(Prepared::Es256(k)), Algorithm::ES256) => Ok(k.verify(message, signature)),
         (Some(Prepared::Es384(k)), Algorithm::ES384) => Ok(k.verify(message, signature)),
-        _ => {
-            let verifier = (DEFAULT_PROVIDER.verifier_factory)(&alg, key)?;
-            Ok(verifier.verify(message, &signature.to_vec()).is_ok())
+        _ => unprepared(message, signature, key, alg),
+    }
+}
+
+/// A key without a prepared form: set up for this one call. `Err` for a key that cannot check
+/// `alg` (wrong family, not on the curve, an RSA modulus outside 2048 to 4096 bits).
+fn unprepared(message: &[u8], signature: &[u8], key: &DecodingKey, alg: Algorithm) -> Result<bool> {
+    let refused = || -> Result<bool> { Err(ErrorKind::InvalidKeyFormat.into()) };
+    match (alg, key.kind()) {
+        (alg, DecodingKeyKind::RsaModulusExponent { n, e }) if is_rsa(alg) => {
+            match rsa::PublicKey::new(n, e).or_else(|| rsa::PublicKey::with_montgomery28(n, e)) {
+                Some(k) => Ok(k.verify(alg, message, signature)),
+                None => refused(),
+            }
         }
+        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => {
+            ecdsa::es256::verify_once(sec1, message, signature).map_or_else(refused, Ok)
+        }
+        (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => {
+            ecdsa::es384::verify_once(sec1, message, signature).map_or_else(refused, Ok)
+        }
+        (Algorithm::EdDSA, DecodingKeyKind::SecretOrDer(bytes)) => {
+            let Ok(point) = <&[u8; 32]>::try_from(bytes.as_slice()) else { return refused() };
+            let Ok(k) = ed25519_dalek::VerifyingKey::from_bytes(point) else { return refused() };
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
+            Ok(ed25519_dalek::Verifier::verify(&k, message, &sig).is_ok())
+        }
+        (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, DecodingKeyKind::SecretOrDer(secret)) => {
+            Ok(hmac_verifies(alg, secret, message, signature))
+        }
+        _ => refused(),
+    }
+}
+
+/// HMAC in constant time (`verify_slice`), as jsonwebtoken's HS* verifiers check it.
+fn hmac_verifies(alg: Algorithm, secret: &[u8], message: &[u8], tag: &[u8]) -> bool {
+    macro_rules! check {
+        ($digest:ty) => {
+            match Hmac::<$digest>::new_from_slice(secret) {
+                Ok(mut mac) => {
+                    mac.update(message);
+                    mac.verify_slice(tag).is_ok()
+                }
+                Err(_) => false,
+            }
+        };
+    }
+    match alg {
+        Algorithm::HS256 => check!(Sha256),
+        Algorithm::HS384 => check!(Sha384),
+        Algorithm::HS512 => check!(Sha512),
+        _ => false,
     }
 }
 
 /// Checks a signature with a key used once, such as the public key in a DPoP proof, which
 /// changes per client and is never prepared: the variable-time ECDSA of `ecdsa` (no table for
 /// the key), and in wasm builds `rsa_montgomery`, whose per-key setup costs less than what it
-/// saves on one RSA check. Everything else goes to jsonwebtoken's verifier.
+/// saves on one RSA check. Everything else goes to `verify` without a prepared key.
 pub fn verify_once(
     message: &[u8],
     signature: &[u8],
     key: &DecodingKey,
     alg: Algorithm,
-) -> jsonwebtoken::errors::Result<bool> {
+) -> Result<bool> {
     let once = match (alg, key.kind()) {
         (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es256::verify_once(sec1, message, signature),
         (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es384::verify_once(sec1, message, signature),
