@@ -16,7 +16,7 @@ use jsonwebtoken::Algorithm;
 use jwt_guard::authn::{authenticate, check_time};
 use jwt_guard::deny::Reason;
 use jwt_guard::jwks::KeySet;
-use jwt_guard::policy::{Config, KeySource, Provider, DEFAULT_ALGORITHMS};
+use jwt_guard::policy::{Config, Issuers, KeySource, Provider, DEFAULT_ALGORITHMS};
 use jwt_guard::token;
 use jwt_guard::token::vocabulary::parse_algorithm;
 use serde_json::Value;
@@ -44,7 +44,7 @@ fn wall_clock() -> u64 {
 fn base_provider() -> Provider {
     let cfg = r#"{"providers":{"c":{"issuer":"x","audiences":["x"],"local_jwks":{"inline_string":"{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}]}"}}}}"#;
     let mut p = Config::parse(cfg.as_bytes()).unwrap().providers.remove(0);
-    p.issuer = None;
+    p.issuers = None;
     p.audiences = vec![];
     p.require_expiration = false;
     p.id_token_claims = vec![];
@@ -78,7 +78,7 @@ fn verdict(case: &Value) -> Result<(), String> {
     .map_err(|e| format!("jwks: {e}"))?;
     let mut p = base_provider();
     if let Some(iss) = case["issuer"].as_str() {
-        p.issuer = Some(iss.to_string());
+        p.issuers = Some(Issuers::single(iss));
     }
     if let Some(auds) = case["audiences"].as_array() {
         p.audiences = auds.iter().map(|a| a.as_str().unwrap().to_string()).collect();

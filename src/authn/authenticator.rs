@@ -6,11 +6,12 @@
 
 use serde_json::Value;
 
+use crate::authn::payload_metadata::payload_metadata;
 use crate::authn::signature::{has_candidate, verify_signature};
 use crate::authn::token_kind::{classify, Kind};
 use crate::deny::Reason;
 use crate::jwks::KeySet;
-use crate::policy::Provider;
+use crate::policy::{IssuerMismatch, Provider};
 use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
 use crate::token::{self, base64url, Shape};
 
@@ -22,7 +23,15 @@ pub struct Verified {
     pub kid: Option<String>,
     pub iss: Option<String>,
     pub sub: Option<String>,
+    /// The tenant an issuer template matched (Entra's `tid`), for logs.
+    pub tenant: Option<String>,
+    /// `<iss>/<sub>`, Istio's request principal; `None` without `sub` (as in Istio).
+    pub principal: Option<String>,
     pub scopes: Vec<String>,
+    /// The payload's claims, kept only when a rule reads them (`Provider::keep_claims`).
+    pub claims: Option<serde_json::Map<String, Value>>,
+    /// `PAYLOAD_HEADER`'s value, made once per token when the provider sets `payload_in_metadata`.
+    pub payload_metadata: Option<String>,
     /// `(header, value)` pairs from `claim_to_headers`.
     pub claim_headers: Vec<(String, String)>,
     pub payload_b64: String,
@@ -142,11 +151,13 @@ pub fn authenticate_traced<T: Tracer>(
     }
     t.passed(Check::Crit);
     let claims = &jwt.claims;
-    if let Some(issuer) = &provider.issuer {
-        if claims.iss.as_deref() != Some(issuer.as_str()) {
-            return Err(Reason::Issuer);
-        }
-    }
+    let tenant = match &provider.issuers {
+        None => None,
+        Some(issuers) => issuers.check(claims.iss.as_deref(), &claims.all).map_err(|m| match m {
+            IssuerMismatch::Unknown => Reason::Issuer,
+            IssuerMismatch::Tenant(why) => Reason::Tenant(why),
+        })?,
+    };
     t.passed(Check::Issuer);
     has_candidate(&jwt, alg, keys)?;
     t.passed(Check::KeyId);
@@ -182,7 +193,14 @@ pub fn authenticate_traced<T: Tracer>(
         kid: jwt.header.kid.clone(),
         iss: claims.iss.clone(),
         sub: claims.sub.clone(),
+        tenant,
+        principal: claims.iss.as_deref().zip(claims.sub.as_deref()).map(|(i, s)| format!("{i}/{s}")),
         scopes: scopes(&claims.all),
+        claims: provider.keep_claims.then(|| claims.all.clone()),
+        payload_metadata: provider
+            .payload_in_metadata
+            .is_some()
+            .then(|| payload_metadata(&claims.all, &provider.space_delimited_claims)),
         claim_headers: claim_headers(provider, &claims.all),
         payload_b64: jwt.payload_b64.to_string(),
         binding,

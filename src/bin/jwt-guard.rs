@@ -204,7 +204,7 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
         println!(
             "Provider {} (issuer {}, audiences {})",
             p.name,
-            p.issuer.as_deref().unwrap_or("-"),
+            p.issuers.as_ref().map(|i| i.describe()).unwrap_or_else(|| "-".to_string()),
             p.audiences.join(", ")
         );
         if let Some(jwt) = &parsed {

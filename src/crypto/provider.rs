@@ -138,12 +138,7 @@ fn hmac_verifies(alg: Algorithm, secret: &[u8], message: &[u8], tag: &[u8]) -> b
 /// changes per client and is never prepared: the variable-time ECDSA of `ecdsa` (no table for
 /// the key), and in wasm builds `rsa_montgomery`, whose per-key setup costs less than what it
 /// saves on one RSA check. Everything else goes to `verify` without a prepared key.
-pub fn verify_once(
-    message: &[u8],
-    signature: &[u8],
-    key: &DecodingKey,
-    alg: Algorithm,
-) -> Result<bool> {
+pub fn verify_once(message: &[u8], signature: &[u8], key: &DecodingKey, alg: Algorithm) -> Result<bool> {
     let once = match (alg, key.kind()) {
         (Algorithm::ES256, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es256::verify_once(sec1, message, signature),
         (Algorithm::ES384, DecodingKeyKind::SecretOrDer(sec1)) => ecdsa::es384::verify_once(sec1, message, signature),

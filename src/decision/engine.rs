@@ -4,16 +4,17 @@
 
 use std::rc::Rc;
 
-use crate::authn::{authenticate, Verified};
+use crate::authn::Verified;
 use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::decision::grants::check_grants;
 use crate::decision::request_kind::{is_cors_preflight, protocol};
+use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
 use crate::decision::route::find_rule;
-use crate::decision::sender::check_sender;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
-use crate::jwks::{KeyState, KidRefetch};
-use crate::policy::{Config, DpopMode, Requirement};
+use crate::jwks::KeyState;
+use crate::policy::{ClaimRule, Config, DpopMode, Requirement, PAYLOAD_HEADER};
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -45,6 +46,8 @@ pub struct Denial {
     pub provider: Option<usize>,
     /// The token that provider judged, so the shell can log a summary of it (never the token).
     pub token: Option<String>,
+    /// `<iss>/<sub>` of a verified token refused for its scopes or claims: who was refused.
+    pub principal: Option<String>,
     pub response: Response,
 }
 
@@ -68,33 +71,8 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, Clone)]
-enum ProviderOutcome {
-    Missing,
-    Failed(Reason),
-    Verified(Rc<Verified>),
-    Wait,
-}
-
-enum Eval {
-    Ok,
-    Fail(Reason, Option<usize>),
-    Wait,
-}
-
 pub struct Engine {
     pub config: Config,
-}
-
-struct Evaluation<'e, 'r, 'k> {
-    config: &'e Config,
-    req: &'r Request<'r>,
-    keys: &'r [KeyState<'k>],
-    now: u64,
-    caches: &'r mut [TokenCache],
-    found: Vec<Option<Found>>,
-    outcomes: Vec<Option<ProviderOutcome>>,
-    refetch: Vec<usize>,
 }
 
 impl Engine {
@@ -126,18 +104,18 @@ impl Engine {
         let protocol = protocol(req.headers);
         let n = self.config.providers.len();
         let default_requirement;
-        let (requirement, scopes): (Option<&Requirement>, &[String]) = match &self.config.rules {
+        let (requirement, scopes, claims): (Option<&Requirement>, &[String], &[ClaimRule]) = match &self.config.rules {
             None => {
                 default_requirement = if n == 1 {
                     Requirement::Provider(0)
                 } else {
                     Requirement::Any((0..n).map(Requirement::Provider).collect())
                 };
-                (Some(&default_requirement), &[])
+                (Some(&default_requirement), &[], &[])
             }
             Some(rules) => match find_rule(rules, req.method, req.path) {
                 None => return self.deny(Reason::NoRoute, None, protocol),
-                Some(rule) => (rule.requires.as_ref(), &rule.scopes),
+                Some(rule) => (rule.requires.as_ref(), &rule.scopes, &rule.claims),
             },
         };
         let Some(requirement) = requirement else {
@@ -174,19 +152,12 @@ impl Engine {
                         _ => None,
                     })
                     .collect();
-                if !scopes.is_empty() {
-                    if verified.is_empty() {
-                        return self.deny(Reason::Missing, None, protocol);
+                if let Err((reason, p)) = check_grants(&self.config, scopes, claims, &verified) {
+                    let mut refusal = self.refuse(reason, p, judged(p), dpop_sent(p), protocol);
+                    if let Outcome::Deny(d) = &mut refusal {
+                        d.principal = verified.iter().find_map(|(_, v)| v.principal.clone());
                     }
-                    let missing: Vec<&str> = scopes
-                        .iter()
-                        .filter(|s| !verified.iter().any(|(_, v)| v.scopes.contains(s)))
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() {
-                        let p = verified.first().map(|(i, _)| *i);
-                        return self.refuse(Reason::Scope(scopes.join(" ")), p, judged(p), dpop_sent(p), protocol);
-                    }
+                    return refusal;
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
                 Outcome::Allow { mutations, verified, preflight: false }
@@ -234,17 +205,22 @@ impl Engine {
         let algs = self.scheme(&reason, provider, dpop_sent);
         let scheme = algs.as_deref().map_or(Scheme::Bearer, Scheme::Dpop);
         let response = for_reason(&reason, &self.config.realm, &audiences, protocol, scheme);
-        Outcome::Deny(Denial { provider, token, reason, response })
+        Outcome::Deny(Denial { provider, token, principal: None, reason, response })
     }
 
     /// Claim headers a client sent are always dropped: only we may set them. So are their
     /// spellings with `_` for `-`, which CGI, WSGI, Rack and PHP upstreams read as the same
     /// header (`x_jwt_sub` is their `HTTP_X_JWT_SUB`, as is `x-jwt-sub`).
     fn base_mutations(&self, req: &Request<'_>) -> Mutations {
-        let mut remove_headers = self.config.protected_headers.clone();
-        for (name, _) in req.headers.iter().filter(|(name, _)| name.contains('_')) {
-            let dashed = name.replace('_', "-");
-            if self.config.protected_headers.contains(&dashed) && !remove_headers.iter().any(|h| h == name) {
+        // Only what the client sent: a removal is a hostcall, and most requests carry none.
+        let mut remove_headers: Vec<String> = Vec::new();
+        for (name, _) in req.headers.iter() {
+            let protected = if name.contains('_') {
+                self.config.protected_headers.contains(&name.replace('_', "-"))
+            } else {
+                self.config.protected_headers.iter().any(|h| h == name)
+            };
+            if protected && !remove_headers.iter().any(|h| h == name) {
                 remove_headers.push(name.to_string());
             }
         }
@@ -325,145 +301,14 @@ impl Engine {
             if let Some(h) = &p.forward_payload_header {
                 m.set_headers.push((h.clone(), v.payload_b64.clone()));
             }
+            // One header, so the first verified token that carries it (in requirement order).
+            if let Some(pm) = &v.payload_metadata {
+                if !m.set_headers.iter().any(|(h, _)| h == PAYLOAD_HEADER) {
+                    m.set_headers.push((PAYLOAD_HEADER.to_string(), pm.clone()));
+                }
+            }
             m.set_headers.extend(v.claim_headers.iter().cloned());
         }
         m
-    }
-}
-
-impl Evaluation<'_, '_, '_> {
-    fn outcome(&mut self, i: usize) -> ProviderOutcome {
-        if let Some(o) = &self.outcomes[i] {
-            return o.clone();
-        }
-        let provider = &self.config.providers[i];
-        let o = match extract_unchecked(&provider.extraction, self.req.path, self.req.headers) {
-            Err(r) => ProviderOutcome::Failed(r),
-            Ok(None) => ProviderOutcome::Missing,
-            Ok(Some(found)) => {
-                let o = match self.keys[i] {
-                    not_ready @ (KeyState::Loading | KeyState::Unavailable) => match found.check() {
-                        Err(r) => ProviderOutcome::Failed(r),
-                        Ok(()) if matches!(not_ready, KeyState::Loading) => ProviderOutcome::Wait,
-                        Ok(()) => ProviderOutcome::Failed(Reason::KeysUnavailable),
-                    },
-                    KeyState::Ready(keys, kid_refetch) => {
-                        let cache = &mut self.caches[i];
-                        let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
-                            // A verified token passes `check` by construction: skip it on the hot path.
-                            Some(Ok(v)) => Ok(v),
-                            cached => match (found.check(), cached) {
-                                (Err(r), _) => Err(r),
-                                (Ok(()), Some(rejected)) => rejected,
-                                (Ok(()), None) => {
-                                    let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
-                                    cache.put(&found.token, &v);
-                                    v
-                                }
-                            },
-                        };
-                        // Per request, never cached: the proof and the connection are new each time.
-                        let verdict = verdict.and_then(|v| {
-                            check_sender(provider, &v.binding, &found, self.req, cache, self.now).map(|()| v)
-                        });
-                        match verdict {
-                            Ok(v) => ProviderOutcome::Verified(v),
-                            // The issuer may have rotated keys since we fetched them.
-                            Err(Reason::UnknownKid) => match kid_refetch {
-                                KidRefetch::Allowed => {
-                                    self.refetch.push(i);
-                                    ProviderOutcome::Wait
-                                }
-                                KidRefetch::Pending => ProviderOutcome::Wait,
-                                KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
-                            },
-                            Err(r) => ProviderOutcome::Failed(r),
-                        }
-                    }
-                };
-                self.found[i] = Some(found);
-                o
-            }
-        };
-        self.outcomes[i] = Some(o.clone());
-        o
-    }
-
-    fn eval(&mut self, req: &Requirement) -> Eval {
-        match req {
-            Requirement::Provider(i) => match self.outcome(*i) {
-                ProviderOutcome::Verified(_) => Eval::Ok,
-                ProviderOutcome::Missing => Eval::Fail(Reason::Missing, Some(*i)),
-                ProviderOutcome::Failed(r) => Eval::Fail(r, Some(*i)),
-                ProviderOutcome::Wait => Eval::Wait,
-            },
-            Requirement::Any(list) => {
-                let evals: Vec<Eval> = list.iter().map(|r| self.eval(r)).collect();
-                combine_any(evals)
-            }
-            Requirement::All(list) => {
-                let mut wait = false;
-                for r in list {
-                    match self.eval(r) {
-                        Eval::Fail(reason, p) => return Eval::Fail(reason, p),
-                        Eval::Wait => wait = true,
-                        Eval::Ok => {}
-                    }
-                }
-                if wait {
-                    Eval::Wait
-                } else {
-                    Eval::Ok
-                }
-            }
-            Requirement::AllowMissing => {
-                let n = self.config.providers.len();
-                let evals: Vec<Eval> = (0..n)
-                    .filter_map(|i| match self.outcome(i) {
-                        ProviderOutcome::Missing => None,
-                        ProviderOutcome::Verified(_) => Some(Eval::Ok),
-                        ProviderOutcome::Failed(r) => Some(Eval::Fail(r, Some(i))),
-                        ProviderOutcome::Wait => Some(Eval::Wait),
-                    })
-                    .collect();
-                if evals.is_empty() {
-                    Eval::Ok
-                } else {
-                    combine_any(evals)
-                }
-            }
-            Requirement::AllowMissingOrFailed => {
-                let n = self.config.providers.len();
-                let waits = (0..n).filter(|i| matches!(self.outcome(*i), ProviderOutcome::Wait)).count();
-                if waits > 0 {
-                    Eval::Wait
-                } else {
-                    Eval::Ok
-                }
-            }
-        }
-    }
-}
-
-/// Any success wins; otherwise wait if an alternative may still succeed; otherwise report the
-/// failure that says most about the token the client actually sent.
-fn combine_any(evals: Vec<Eval>) -> Eval {
-    let mut wait = false;
-    let mut best: Option<(Reason, Option<usize>)> = None;
-    for e in evals {
-        match e {
-            Eval::Ok => return Eval::Ok,
-            Eval::Wait => wait = true,
-            Eval::Fail(r, p) => {
-                if best.as_ref().is_none_or(|(b, _)| r.specificity() > b.specificity()) {
-                    best = Some((r, p));
-                }
-            }
-        }
-    }
-    match (wait, best) {
-        (true, _) => Eval::Wait,
-        (false, Some((r, p))) => Eval::Fail(r, p),
-        (false, None) => Eval::Fail(Reason::Missing, None),
     }
 }

@@ -2,9 +2,13 @@
 //! providers, the verified-token cache, sender-constrained tokens (DPoP, mutual TLS), and what
 //! to change in the request.
 
+pub mod claim_match;
 mod engine;
 pub mod extractor;
+pub mod filter_state;
+mod grants;
 pub mod request_kind;
+mod requirement;
 pub mod route;
 pub mod sender;
 pub mod token_cache;

@@ -85,15 +85,12 @@ pub fn for_reason(
             Some(format!("{head}, error=\"{}\", error_description=\"{}\"", code.body_code(), quoted(&description)))
         }
         ErrorCode::InsufficientScope => {
+            // `scope` names what to ask for; a claim rule's values are never named.
             let scope = match reason {
-                Reason::Scope(s) => s.as_str(),
-                _ => "",
+                Reason::Scope(s) => format!(", scope=\"{}\"", quoted(s)),
+                _ => String::new(),
             };
-            Some(format!(
-                "{head}, error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
-                quoted(&description),
-                quoted(scope)
-            ))
+            Some(format!("{head}, error=\"insufficient_scope\", error_description=\"{}\"{scope}", quoted(&description)))
         }
         ErrorCode::Unavailable => {
             headers.push(("retry-after".to_string(), "1".to_string()));

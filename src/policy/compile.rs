@@ -4,8 +4,10 @@
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
+use super::claim_rule::compile_claim_rules;
 use super::config::*;
 use super::duration::parse_millis;
+use super::issuer::compile_issuers;
 use super::wire::*;
 use crate::jwks::KeySet;
 use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
@@ -46,7 +48,11 @@ impl Config {
                 Some(rules)
             }
         };
-        let mut protected_headers: Vec<String> = Vec::new();
+        let claims_read = rules.as_ref().is_some_and(|r| r.iter().any(|r| !r.claims.is_empty()));
+        for p in &mut providers {
+            p.keep_claims = claims_read;
+        }
+        let mut protected_headers: Vec<String> = vec![PAYLOAD_HEADER.to_string()];
         for p in &providers {
             let names = p.claim_to_headers.iter().map(|c| c.header_name.clone());
             for h in names.chain(p.forward_payload_header.clone()) {
@@ -70,9 +76,7 @@ fn is_header_name(s: &str) -> bool {
 }
 
 fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provider, ConfigError> {
-    if rp.issuer.is_empty() {
-        return Err(err(format!("{field}.issuer"), "must not be empty"));
-    }
+    let issuers = compile_issuers(field, rp.issuer, rp.issuers, rp.tenants)?;
     if rp.audiences.is_empty() {
         return Err(err(format!("{field}.audiences"), "must list at least one audience (the API identifier)"));
     }
@@ -209,9 +213,23 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
             "`required` needs the Authorization header with the `Bearer ` prefix among from_headers",
         ));
     }
+    let payload_in_metadata = match rp.payload_in_metadata {
+        None => None,
+        Some(k) if k.is_empty() || !is_quoted_string_safe(&k) => {
+            return Err(err(format!("{field}.payload_in_metadata"), "must be a non-empty printable ASCII key"))
+        }
+        Some(k) => Some(k),
+    };
+    let space_delimited_claims = rp.normalize_payload_in_metadata.map(|n| n.space_delimited_claims).unwrap_or_default();
+    if let Some(i) = space_delimited_claims.iter().position(|c| c.is_empty()) {
+        return Err(err(
+            format!("{field}.normalize_payload_in_metadata.space_delimited_claims[{i}]"),
+            "must be a claim name",
+        ));
+    }
     Ok(Provider {
         name,
-        issuer: Some(rp.issuer),
+        issuers: Some(issuers),
         audiences: rp.audiences,
         keys,
         extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies, dpop: dpop_source },
@@ -231,6 +249,9 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         jwt_cache_size,
         max_token_size,
         dpop,
+        payload_in_metadata,
+        space_delimited_claims,
+        keep_claims: false,
     })
 }
 
@@ -365,7 +386,11 @@ fn compile_rule(field: &str, rr: RawRule, providers: &[String]) -> Result<Rule, 
     if rr.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || !is_quoted_string_safe(s)) {
         return Err(err(format!("{field}.scopes"), "scopes must be non-empty printable ASCII without spaces"));
     }
-    Ok(Rule { matcher: RouteMatch { path, methods }, requires, scopes: rr.scopes })
+    if requires.is_none() && !rr.claims.is_empty() {
+        return Err(err(format!("{field}.claims"), "claims need a `requires` on the same rule"));
+    }
+    let claims = compile_claim_rules(&format!("{field}.claims"), rr.claims)?;
+    Ok(Rule { matcher: RouteMatch { path, methods }, requires, scopes: rr.scopes, claims })
 }
 
 fn compile_requirement(field: &str, v: &Value, providers: &[String]) -> Result<Requirement, ConfigError> {

@@ -3,6 +3,8 @@
 
 use jsonwebtoken::Algorithm;
 
+pub use super::claim_rule::{ClaimRule, Pattern};
+pub use super::issuer::{IssuerMismatch, IssuerTemplate, Issuers, Tenants};
 use crate::jwks::KeySet;
 use crate::token::vocabulary::JoseAlg;
 
@@ -107,9 +109,9 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    /// Always set from configuration (it is required there); `None` means "not checked", as in
-    /// jwt_authn, and is only used to run peer test vectors through the core.
-    pub issuer: Option<String>,
+    /// Always set from configuration (`issuer` or `issuers` is required there); `None` means
+    /// "not checked", as in jwt_authn, and is only used to run peer test vectors through the core.
+    pub issuers: Option<Issuers>,
     /// Never empty from configuration; empty means "any audience", as in jwt_authn.
     pub audiences: Vec<String>,
     pub keys: KeySource,
@@ -129,7 +131,19 @@ pub struct Provider {
     pub jwt_cache_size: usize,
     pub max_token_size: usize,
     pub dpop: Dpop,
+    /// jwt_authn's field: the verified payload is handed on in `PAYLOAD_HEADER` for Envoy's
+    /// `header_to_metadata` to write under this key.
+    pub payload_in_metadata: Option<String>,
+    /// Top-level string claims turned into lists of words in that payload (jwt_authn's
+    /// `normalize_payload_in_metadata`), and matched word by word by claim rules.
+    pub space_delimited_claims: Vec<String>,
+    /// A verified token keeps its claims, because a rule reads them (`claims`).
+    pub keep_claims: bool,
 }
+
+/// The request header that carries a verified payload to `header_to_metadata`: standard
+/// base64 of a serialized `google.protobuf.Value`. A client's own is removed on every request.
+pub const PAYLOAD_HEADER: &str = "x-jwt-guard-payload";
 
 /// DPoP (RFC 9449): whether `Authorization: DPoP` is taken, and how proofs are checked. Tokens
 /// bound to a key (`cnf.jkt`) are refused as bearer tokens in every mode.
@@ -248,6 +262,8 @@ pub struct Rule {
     /// `None`: the route needs no token.
     pub requires: Option<Requirement>,
     pub scopes: Vec<String>,
+    /// All must hold for one verified token.
+    pub claims: Vec<ClaimRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,12 @@ pub(super) struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
-    pub(super) issuer: String,
+    #[serde(default)]
+    pub(super) issuer: Option<String>,
+    #[serde(default)]
+    pub(super) issuers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) tenants: Option<Vec<String>>,
     pub(super) audiences: Vec<String>,
     #[serde(default)]
     pub(super) remote_jwks: Option<RawRemoteJwks>,
@@ -63,6 +68,17 @@ pub(super) struct RawProvider {
     pub(super) max_token_size: Option<usize>,
     #[serde(default)]
     pub(super) dpop: Option<RawDpop>,
+    #[serde(default)]
+    pub(super) payload_in_metadata: Option<String>,
+    #[serde(default)]
+    pub(super) normalize_payload_in_metadata: Option<RawNormalizePayload>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNormalizePayload {
+    #[serde(default)]
+    pub(super) space_delimited_claims: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +155,22 @@ pub(super) struct RawRule {
     pub(super) requires: Option<Value>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,
+    /// Each entry is read on its own, so an error names `claims[i]`.
+    #[serde(default)]
+    pub(super) claims: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClaimRule {
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) path: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) values: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) not_values: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::fetch_error::FetchError;
 use crate::jwks::KeySet;
 use crate::jwks::{KeyState, KidRefetch};
-use crate::policy::{split_http_url, KeySource, Provider, RemoteJwks};
+use crate::policy::{split_http_url, Issuers, KeySource, Provider, RemoteJwks};
 
 /// Bodies larger than this are refused without parsing.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -299,7 +299,7 @@ impl KeySlot {
     }
 
     /// Judges the answer to this VM's fetch: a 2xx status with its body, or why there is none.
-    pub fn on_response(&mut self, answer: Result<(u32, Vec<u8>), FetchError>, issuer: Option<&str>) -> Step {
+    pub fn on_response(&mut self, answer: Result<(u32, Vec<u8>), FetchError>, issuers: Option<&Issuers>) -> Step {
         let Some(flight) = self.in_flight.take() else {
             return Step::Failed(FetchError::Host("an answer came with no fetch under way".to_string()));
         };
@@ -316,7 +316,7 @@ impl KeySlot {
                 Ok(keys) => Step::Fetched { body, keys },
                 Err(e) => Step::Failed(FetchError::Invalid(format!("body of {} bytes: {e}", body.len()))),
             },
-            Stage::Discovery => match self.discovered(&body, issuer) {
+            Stage::Discovery => match self.discovered(&body, issuers) {
                 Ok(req) => {
                     // Keep the stage so `started` moves on to the JWKS.
                     self.in_flight = Some(InFlight { token: 0, ..flight });
@@ -327,14 +327,15 @@ impl KeySlot {
         }
     }
 
-    /// OIDC Discovery §4.3: the document's `issuer` must be ours; its `jwks_uri` must be on
-    /// the same host, since it is fetched through the same cluster.
-    fn discovered(&self, body: &[u8], issuer: Option<&str>) -> Result<FetchRequest, String> {
+    /// OIDC Discovery §4.3: the document's `issuer` must be ours (or our template's); its
+    /// `jwks_uri` must be on the same host, since it is fetched through the same cluster.
+    fn discovered(&self, body: &[u8], issuers: Option<&Issuers>) -> Result<FetchRequest, String> {
         let r = self.remote.as_ref().ok_or("no remote")?;
         let doc: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
         let doc_issuer = doc.get("issuer").and_then(Value::as_str).ok_or("no `issuer`")?;
-        if Some(doc_issuer) != issuer {
-            return Err(format!("issuer {doc_issuer:?} is not the configured issuer {:?}", issuer.unwrap_or("")));
+        if !issuers.is_some_and(|i| i.accepts_discovered(doc_issuer)) {
+            let ours = issuers.map(Issuers::describe).unwrap_or_default();
+            return Err(format!("issuer {doc_issuer:?} is not the configured issuer {ours:?}"));
         }
         let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or("no `jwks_uri`")?;
         let (authority, path) = split_http_url(jwks_uri).ok_or("`jwks_uri` is not an http(s) URL")?;

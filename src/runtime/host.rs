@@ -83,6 +83,11 @@ pub trait Host {
     /// A property of the current stream (`["connection", "sha256_peer_certificate_digest"]`);
     /// `Ok(None)` when the host has none (no client certificate, say).
     fn property(&self, path: &[&str]) -> HostResult<Option<Vec<u8>>>;
+    /// Sets a filter-state property of the current stream (Envoy: under `wasm.`).
+    fn set_property(&mut self, name: &str, value: &str) -> HostResult<()>;
+    /// Declares a filter-state property as a string (Envoy's `declare_property` foreign
+    /// function), from the root context, once per VM.
+    fn declare_string_property(&mut self, name: &str) -> HostResult<()>;
     fn remove_request_header(&mut self, name: &str) -> HostResult<()>;
     fn set_request_header(&mut self, name: &str, value: &str) -> HostResult<()>;
     /// A local reply; `grpc_status` Some for a gRPC request (the body is then its message).

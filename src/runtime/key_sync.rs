@@ -169,9 +169,8 @@ impl Plugin {
             debug!("jwt-guard: ignoring the answer to fetch {token}, which is past its deadline or superseded");
             return;
         };
-        let issuer = self.engine.config.providers[i].issuer.clone();
         let answer = read_answer(host, num_headers, body_size);
-        match self.slots[i].on_response(answer, issuer.as_deref()) {
+        match self.slots[i].on_response(answer, self.engine.config.providers[i].issuers.as_ref()) {
             Step::Next(req) => {
                 let now = self.now(host);
                 self.dispatch(host, i, &req, now);

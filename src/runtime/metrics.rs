@@ -8,7 +8,7 @@ use crate::refresh::fetch_error::FetchError;
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 33] = [
+pub const REASONS: [&str; 35] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -18,6 +18,7 @@ pub const REASONS: [&str; 33] = [
     "algorithm",
     "crit",
     "issuer",
+    "tenant",
     "unknown_kid",
     "ambiguous_key",
     "expired",
@@ -29,6 +30,7 @@ pub const REASONS: [&str; 33] = [
     "lifetime",
     "client",
     "scope",
+    "claim",
     "dpop_proof",
     "dpop_mismatch",
     "dpop_stale",
@@ -189,7 +191,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 3 + 33 + 1 + 33 + 7 + 9);
+        assert_eq!(Metric::all(1).len(), 3 + 35 + 1 + 35 + 7 + 9);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

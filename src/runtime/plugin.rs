@@ -10,6 +10,7 @@ use super::host::{Host, HostResult};
 use super::log_limit::LogLimiter;
 use super::metrics::{for_denial, Metric};
 use crate::decision::extractor::header_text;
+use crate::decision::filter_state::{filter_state, PROPERTIES};
 use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::{Engine, Mutations, Outcome, Request};
@@ -69,6 +70,12 @@ impl Plugin {
         let now = host.now_ms().unwrap_or(0);
         let mut plugin = Plugin::new(config, now, owner);
         plugin.define_metrics(host);
+        for name in PROPERTIES {
+            // Undeclared, Envoy still stores it, as bytes its logs show in base64.
+            if let Err(s) = host.declare_string_property(name) {
+                debug!("jwt-guard: could not declare the filter-state property {name} as a string: {s}");
+            }
+        }
         plugin
     }
 
@@ -197,6 +204,13 @@ impl Plugin {
             self.count(Metric::CacheHit(i), hits);
             self.count(Metric::CacheMiss(i), misses);
         }
+        // Before the refusal is sent or the request goes on, so logs and RBAC see it.
+        let mut state_failed = None;
+        for (name, value) in filter_state(&outcome) {
+            if let Err(s) = host.set_property(name, value) {
+                state_failed.get_or_insert(s);
+            }
+        }
         match outcome {
             Outcome::WaitForKeys { refetch, protocol } => Applied::Waiting(refetch, protocol),
             Outcome::Deny(denial) => {
@@ -215,12 +229,19 @@ impl Plugin {
                 for (i, v) in &verified {
                     self.count(Metric::ProviderAllowed(*i), 1);
                     debug!(
-                        "jwt-guard: allow provider={} kid={} iss={} sub={}",
+                        "jwt-guard: allow provider={} kid={} iss={} tenant={} sub={}",
                         self.engine.config.providers[*i].name,
                         v.kid.as_deref().unwrap_or("-"),
                         v.iss.as_deref().unwrap_or("-"),
+                        v.tenant.as_deref().unwrap_or("-"),
                         v.sub.as_deref().unwrap_or("-")
                     );
+                }
+                if let Some(s) = state_failed {
+                    // RBAC or a log keyed on the principal would judge this request blind.
+                    warn!("jwt-guard: could not set the filter state ({s}); answering 503");
+                    self.respond(host, &Reason::Internal, None, protocol(&headers));
+                    return Applied::Responded;
                 }
                 if let Err(s) = apply(host, &mutations) {
                     // A spoofed claim header or the token could still reach the upstream.

@@ -2,9 +2,13 @@
 //! stage of `src/`. Tests of a file's private helpers stay in that file.
 
 mod authn;
+mod claims;
 mod crypto;
 mod decision;
+mod deny;
 mod extractor;
+mod identity;
+mod issuers;
 mod jwks;
 mod policy;
 mod refresh;

@@ -110,7 +110,7 @@ fn protected_headers_collect_every_claim_header() {
     let c = parse(with_provider(json!({"forward_payload_header": "X-JWT-Payload",
         "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]})))
     .unwrap();
-    assert_eq!(c.protected_headers, vec!["x-sub", "x-jwt-payload"]);
+    assert_eq!(c.protected_headers, vec!["x-jwt-guard-payload", "x-sub", "x-jwt-payload"]);
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn errors_name_the_offending_field() {
         (with_provider(json!({"audience": "x"})), "providers.p", "providers.p: unknown field `audience`"),
         (with_provider(json!({"audiences": []})), "providers.p.audiences", "providers.p.audiences"),
         (with_provider(json!({"issuer": ""})), "providers.p.issuer", "providers.p.issuer"),
-        (with_provider(json!({"issuer": null})), "providers.p", "missing field `issuer`"),
+        (with_provider(json!({"issuer": null})), "providers.p.issuer", "is required (or `issuers`)"),
         (
             with_provider(json!({"local_jwks": null})),
             "providers.p",

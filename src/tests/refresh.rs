@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::Issuers;
 use crate::refresh::fetch_error::FetchError;
 use crate::refresh::*;
 use crate::testkit::*;
@@ -22,7 +23,7 @@ fn fetch_ok(slot: &mut KeySlot, shared: &mut SharedState, now: u64) {
     *shared = slot.claim(now).expect("a fetch is due");
     slot.observe(shared);
     slot.started(1, now);
-    match slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(ISS)) {
+    match slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(&Issuers::single(ISS))) {
         Step::Fetched { keys, .. } => {
             let g = shared.generation + 1;
             *shared = slot.complete(now, shared, Some(g), 0);
@@ -115,7 +116,7 @@ fn failures_keep_keys_back_off_with_jitter_and_expire_after_stale_if_error() {
         (Err(FetchError::Reset("reset".into())), "reset"),
     ] {
         slot.started(2, 100);
-        match slot.on_response(answer, Some(ISS)) {
+        match slot.on_response(answer, Some(&Issuers::single(ISS))) {
             Step::Failed(e) => assert_eq!(e.cause(), cause, "{e}"),
             _ => panic!("accepted, expected {cause}"),
         }
@@ -123,7 +124,10 @@ fn failures_keep_keys_back_off_with_jitter_and_expire_after_stale_if_error() {
     }
     let big = vec![b' '; MAX_JWKS_BYTES + 1];
     slot.started(3, 100);
-    assert!(matches!(slot.on_response(Ok((200, big)), Some(ISS)), Step::Failed(FetchError::TooLarge(_))));
+    assert!(matches!(
+        slot.on_response(Ok((200, big)), Some(&Issuers::single(ISS))),
+        Step::Failed(FetchError::TooLarge(_))
+    ));
     // Stale keys are trusted for stale_if_error (300 s here), then the provider is unavailable.
     assert!(matches!(slot.state(300_000), KeyState::Ready(..)));
     assert!(matches!(slot.state(300_001), KeyState::Unavailable));
@@ -181,13 +185,16 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
     slot.claim(0).unwrap();
     slot.started(1, 0);
     let doc = json!({"issuer": ISS, "jwks_uri": "https://idp.test/keys/jwks.json"}).to_string();
-    match slot.on_response(Ok((200, doc.as_bytes().to_vec())), Some(ISS)) {
+    match slot.on_response(Ok((200, doc.as_bytes().to_vec())), Some(&Issuers::single(ISS))) {
         Step::Next(req) => assert_eq!(req.path, "/keys/jwks.json"),
         other => panic!("{other:?}"),
     }
     slot.started(2, 10);
     assert!(slot.owns(2));
-    assert!(matches!(slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(ISS)), Step::Fetched { .. }));
+    assert!(matches!(
+        slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(&Issuers::single(ISS))),
+        Step::Fetched { .. }
+    ));
 
     for (doc, needle) in [
         (json!({"issuer": "https://evil.test/", "jwks_uri": "https://idp.test/jwks"}), "is not the configured issuer"),
@@ -198,7 +205,7 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
     ] {
         let mut slot = remote_slot(0, true);
         slot.started(1, 0);
-        match slot.on_response(Ok((200, doc.to_string().into_bytes())), Some(ISS)) {
+        match slot.on_response(Ok((200, doc.to_string().into_bytes())), Some(&Issuers::single(ISS))) {
             Step::Failed(m) => assert!(m.to_string().contains(needle), "{m}"),
             other => panic!("{doc}: {other:?}"),
         }

@@ -2,6 +2,7 @@
 
 pub mod base64url;
 mod jws;
+pub mod protobuf;
 pub mod vocabulary;
 
 pub use jws::*;

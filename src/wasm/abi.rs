@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::runtime::header_map;
 use crate::runtime::host::{Host, HostResult, HostStatus};
+use crate::token::protobuf;
 
 const MAP_REQUEST_HEADERS: u32 = 0;
 const MAP_CALL_RESPONSE_HEADERS: u32 = 6;
@@ -62,6 +63,15 @@ extern "C" {
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_record_metric(id: u32, value: u64) -> u32;
     fn proxy_get_status(code: *mut u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_call_foreign_function(
+        name: *const u8,
+        name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 fn check(status: u32) -> HostResult<()> {
@@ -159,6 +169,16 @@ pub fn install_logger() {
         // SAFETY: as in `log`; 5 is critical.
         let _ = unsafe { proxy_log(5, message.as_ptr(), message.len()) };
     }));
+}
+
+/// Envoy's `DeclarePropertyArguments` (source/extensions/common/wasm/ext/declare_property.proto):
+/// `name` (1), `type` (3) String = 1, `span` (5) DownstreamRequest = 1.
+fn declare_property_arguments(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 8);
+    protobuf::bytes_field(&mut out, 1, name.as_bytes());
+    protobuf::varint_field(&mut out, 3, 1);
+    protobuf::varint_field(&mut out, 5, 1);
+    out
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -260,6 +280,30 @@ impl Host for ProxyHost {
             1 => Ok(None),
             status => Err(HostStatus(status)),
         }
+    }
+
+    fn set_property(&mut self, name: &str, value: &str) -> HostResult<()> {
+        // SAFETY: both strings are read during the call only.
+        check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+    }
+
+    fn declare_string_property(&mut self, name: &str) -> HostResult<()> {
+        let args = declare_property_arguments(name);
+        let function = "declare_property";
+        let (mut data, mut size) = (null_mut(), 0);
+        // SAFETY: both slices are read during the call; a result buffer, if any, is handed over.
+        unsafe {
+            check(proxy_call_foreign_function(
+                function.as_ptr(),
+                function.len(),
+                args.as_ptr(),
+                args.len(),
+                &mut data,
+                &mut size,
+            ))?;
+            drop(owned(data, size));
+        }
+        Ok(())
     }
 
     fn remove_request_header(&mut self, name: &str) -> HostResult<()> {

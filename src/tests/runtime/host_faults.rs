@@ -6,7 +6,7 @@ use crate::runtime::{Action, Plugin};
 use crate::testkit::*;
 
 /// Every host call the plugin makes, by the name the fake host fails it under.
-const CALLS: [&str; 17] = [
+const CALLS: [&str; 19] = [
     "now_ms",
     "dispatch_get",
     "call_response_header",
@@ -17,6 +17,8 @@ const CALLS: [&str; 17] = [
     "set_effective_context",
     "request_header_map",
     "property",
+    "set_property",
+    "declare_string_property",
     "remove_request_header",
     "set_request_header",
     "send_response",
@@ -51,8 +53,10 @@ fn every_failing_host_call_leaves_the_plugin_deciding_and_never_fails_open() {
                     assert_eq!(host.header(10, "x-sub").as_deref(), Some("user-1"), "{ctx}");
                 }
                 Action::Pause => {
-                    let expected =
-                        matches!(call, "request_header_map" | "remove_request_header" | "set_request_header");
+                    let expected = matches!(
+                        call,
+                        "request_header_map" | "remove_request_header" | "set_request_header" | "set_property"
+                    );
                     assert!(expected, "{ctx}: a valid request was refused");
                     if call != "send_response" {
                         assert_eq!(host.status(10), Some(503), "{ctx}");

@@ -26,6 +26,8 @@ pub(super) struct FakeRequest {
     pub(super) resumed: bool,
     /// What the connection property `sha256_peer_certificate_digest` holds.
     pub(super) peer_certificate: Option<Vec<u8>>,
+    /// Filter state the plugin set.
+    pub(super) properties: Vec<(String, String)>,
 }
 
 /// Proxy-wasm shared data: one per Envoy process, shared by all its VMs.
@@ -50,6 +52,8 @@ pub(super) struct FakeHost {
     pub(super) call_status: (u32, String),
     /// Host calls that fail, by name, with the status they return.
     pub(super) failing: HashMap<&'static str, HostStatus>,
+    /// Properties declared as strings.
+    pub(super) declared: Vec<String>,
 }
 
 impl FakeHost {
@@ -149,6 +153,19 @@ impl Host for FakeHost {
             return Ok(None);
         }
         Ok(self.requests.get(&self.effective).and_then(|r| r.peer_certificate.clone()))
+    }
+    fn set_property(&mut self, name: &str, value: &str) -> HostResult<()> {
+        self.fails("set_property")?;
+        if let Some(r) = self.requests.get_mut(&self.effective) {
+            r.properties.retain(|(k, _)| k != name);
+            r.properties.push((name.to_string(), value.to_string()));
+        }
+        Ok(())
+    }
+    fn declare_string_property(&mut self, name: &str) -> HostResult<()> {
+        self.fails("declare_string_property")?;
+        self.declared.push(name.to_string());
+        Ok(())
     }
     fn remove_request_header(&mut self, name: &str) -> HostResult<()> {
         self.fails("remove_request_header")?;

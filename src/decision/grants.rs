@@ -1,0 +1,43 @@
+//! What a rule asks of its verified tokens beyond their validity: `scopes` (each held by some
+//! verified token) and `claims` (all held by one verified token).
+
+use std::rc::Rc;
+
+use crate::authn::Verified;
+use crate::decision::claim_match::first_unmet;
+use crate::deny::Reason;
+use crate::policy::{ClaimRule, Config};
+
+/// `Err` carries the refusal and the provider it is about.
+pub(super) fn check_grants(
+    config: &Config,
+    scopes: &[String],
+    claims: &[ClaimRule],
+    verified: &[(usize, Rc<Verified>)],
+) -> Result<(), (Reason, Option<usize>)> {
+    if scopes.is_empty() && claims.is_empty() {
+        return Ok(());
+    }
+    // `allow_missing` let a request without a token through: it holds neither.
+    let Some((first, _)) = verified.first() else {
+        return Err((Reason::Missing, None));
+    };
+    if !scopes.iter().all(|s| verified.iter().any(|(_, v)| v.scopes.contains(s))) {
+        return Err((Reason::Scope(scopes.join(" ")), Some(*first)));
+    }
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let mut refusal = None;
+    for (i, v) in verified {
+        let empty = serde_json::Map::new();
+        let token_claims = v.claims.as_ref().unwrap_or(&empty);
+        match first_unmet(claims, token_claims, &config.providers[*i].space_delimited_claims) {
+            None => return Ok(()),
+            Some(rule) => {
+                refusal.get_or_insert((Reason::Claim(rule.display_name()), Some(*i)));
+            }
+        }
+    }
+    Err(refusal.unwrap_or((Reason::Missing, None)))
+}

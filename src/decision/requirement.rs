@@ -1,0 +1,175 @@
+//! The requirement tree (jwt_authn's `JwtRequirement`): which providers must vouch for the
+//! token, each provider judged at most once per request, through its verified-token cache.
+
+use std::rc::Rc;
+
+use crate::authn::{authenticate, Verified};
+use crate::decision::engine::Request;
+use crate::decision::extractor::{extract_unchecked, Found};
+use crate::decision::sender::check_sender;
+use crate::decision::token_cache::TokenCache;
+use crate::deny::Reason;
+use crate::jwks::{KeyState, KidRefetch};
+use crate::policy::{Config, Requirement};
+
+#[derive(Debug, Clone)]
+pub(super) enum ProviderOutcome {
+    Missing,
+    Failed(Reason),
+    Verified(Rc<Verified>),
+    Wait,
+}
+
+pub(super) enum Eval {
+    Ok,
+    Fail(Reason, Option<usize>),
+    Wait,
+}
+
+pub(super) struct Evaluation<'e, 'r, 'k> {
+    pub(super) config: &'e Config,
+    pub(super) req: &'r Request<'r>,
+    pub(super) keys: &'r [KeyState<'k>],
+    pub(super) now: u64,
+    pub(super) caches: &'r mut [TokenCache],
+    pub(super) found: Vec<Option<Found>>,
+    pub(super) outcomes: Vec<Option<ProviderOutcome>>,
+    pub(super) refetch: Vec<usize>,
+}
+
+impl Evaluation<'_, '_, '_> {
+    fn outcome(&mut self, i: usize) -> ProviderOutcome {
+        if let Some(o) = &self.outcomes[i] {
+            return o.clone();
+        }
+        let provider = &self.config.providers[i];
+        let o = match extract_unchecked(&provider.extraction, self.req.path, self.req.headers) {
+            Err(r) => ProviderOutcome::Failed(r),
+            Ok(None) => ProviderOutcome::Missing,
+            Ok(Some(found)) => {
+                let o = match self.keys[i] {
+                    not_ready @ (KeyState::Loading | KeyState::Unavailable) => match found.check() {
+                        Err(r) => ProviderOutcome::Failed(r),
+                        Ok(()) if matches!(not_ready, KeyState::Loading) => ProviderOutcome::Wait,
+                        Ok(()) => ProviderOutcome::Failed(Reason::KeysUnavailable),
+                    },
+                    KeyState::Ready(keys, kid_refetch) => {
+                        let cache = &mut self.caches[i];
+                        let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
+                            // A verified token passes `check` by construction: skip it on the hot path.
+                            Some(Ok(v)) => Ok(v),
+                            cached => match (found.check(), cached) {
+                                (Err(r), _) => Err(r),
+                                (Ok(()), Some(rejected)) => rejected,
+                                (Ok(()), None) => {
+                                    let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
+                                    cache.put(&found.token, &v);
+                                    v
+                                }
+                            },
+                        };
+                        // Per request, never cached: the proof and the connection are new each time.
+                        let verdict = verdict.and_then(|v| {
+                            check_sender(provider, &v.binding, &found, self.req, cache, self.now).map(|()| v)
+                        });
+                        match verdict {
+                            Ok(v) => ProviderOutcome::Verified(v),
+                            // The issuer may have rotated keys since we fetched them.
+                            Err(Reason::UnknownKid) => match kid_refetch {
+                                KidRefetch::Allowed => {
+                                    self.refetch.push(i);
+                                    ProviderOutcome::Wait
+                                }
+                                KidRefetch::Pending => ProviderOutcome::Wait,
+                                KidRefetch::Exhausted => ProviderOutcome::Failed(Reason::UnknownKid),
+                            },
+                            Err(r) => ProviderOutcome::Failed(r),
+                        }
+                    }
+                };
+                self.found[i] = Some(found);
+                o
+            }
+        };
+        self.outcomes[i] = Some(o.clone());
+        o
+    }
+
+    pub(super) fn eval(&mut self, req: &Requirement) -> Eval {
+        match req {
+            Requirement::Provider(i) => match self.outcome(*i) {
+                ProviderOutcome::Verified(_) => Eval::Ok,
+                ProviderOutcome::Missing => Eval::Fail(Reason::Missing, Some(*i)),
+                ProviderOutcome::Failed(r) => Eval::Fail(r, Some(*i)),
+                ProviderOutcome::Wait => Eval::Wait,
+            },
+            Requirement::Any(list) => {
+                let evals: Vec<Eval> = list.iter().map(|r| self.eval(r)).collect();
+                combine_any(evals)
+            }
+            Requirement::All(list) => {
+                let mut wait = false;
+                for r in list {
+                    match self.eval(r) {
+                        Eval::Fail(reason, p) => return Eval::Fail(reason, p),
+                        Eval::Wait => wait = true,
+                        Eval::Ok => {}
+                    }
+                }
+                if wait {
+                    Eval::Wait
+                } else {
+                    Eval::Ok
+                }
+            }
+            Requirement::AllowMissing => {
+                let n = self.config.providers.len();
+                let evals: Vec<Eval> = (0..n)
+                    .filter_map(|i| match self.outcome(i) {
+                        ProviderOutcome::Missing => None,
+                        ProviderOutcome::Verified(_) => Some(Eval::Ok),
+                        ProviderOutcome::Failed(r) => Some(Eval::Fail(r, Some(i))),
+                        ProviderOutcome::Wait => Some(Eval::Wait),
+                    })
+                    .collect();
+                if evals.is_empty() {
+                    Eval::Ok
+                } else {
+                    combine_any(evals)
+                }
+            }
+            Requirement::AllowMissingOrFailed => {
+                let n = self.config.providers.len();
+                let waits = (0..n).filter(|i| matches!(self.outcome(*i), ProviderOutcome::Wait)).count();
+                if waits > 0 {
+                    Eval::Wait
+                } else {
+                    Eval::Ok
+                }
+            }
+        }
+    }
+}
+
+/// Any success wins; otherwise wait if an alternative may still succeed; otherwise report the
+/// failure that says most about the token the client actually sent.
+fn combine_any(evals: Vec<Eval>) -> Eval {
+    let mut wait = false;
+    let mut best: Option<(Reason, Option<usize>)> = None;
+    for e in evals {
+        match e {
+            Eval::Ok => return Eval::Ok,
+            Eval::Wait => wait = true,
+            Eval::Fail(r, p) => {
+                if best.as_ref().is_none_or(|(b, _)| r.specificity() > b.specificity()) {
+                    best = Some((r, p));
+                }
+            }
+        }
+    }
+    match (wait, best) {
+        (true, _) => Eval::Wait,
+        (false, Some((r, p))) => Eval::Fail(r, p),
+        (false, None) => Eval::Fail(Reason::Missing, None),
+    }
+}
