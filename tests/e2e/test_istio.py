@@ -1,4 +1,4 @@
-"""The Istio manifests in envoy/istio/ against Istio's real CRD schemas (vendored from istio/api
+"""The Istio manifests in envoy/istio/ and envoy/migration/ against Istio's real CRD schemas (vendored from istio/api
 at one release in tests/vectors/istio/crds.yaml), with unknown fields refused as `kubectl
 apply` refuses them (strict field validation, its default), plus what the schemas cannot say:
 the cluster name Istio generates, where each plugin applies, and jwt-guard's own check of the
@@ -17,6 +17,7 @@ from jwtguard_support import ROOT
 
 CRDS = ROOT / "tests" / "vectors" / "istio" / "crds.yaml"
 MANIFESTS = ROOT / "envoy" / "istio"
+MIGRATION = ROOT / "envoy" / "migration"
 
 
 def strict(schema):
@@ -55,11 +56,14 @@ def load_schemas():
 SCHEMAS = load_schemas()
 
 
-def manifests():
+def manifests(roots=(MANIFESTS, MIGRATION)):
+    """(path under envoy/, document) for every Kubernetes resource in `roots`."""
     docs = []
-    for path in sorted(MANIFESTS.rglob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            docs.append((str(path.relative_to(MANIFESTS)), doc))
+    for root in roots:
+        for path in sorted(root.rglob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc and "apiVersion" in doc:
+                    docs.append((str(path.relative_to(root.parent)), doc))
     return docs
 
 
@@ -76,7 +80,8 @@ def test_the_vendored_crds_are_the_ones_the_manifests_use():
     header = CRDS.read_text().splitlines()[1]
     assert "at tag v1.30.3" in header, header
     assert {("extensions.istio.io/v1alpha1", "WasmPlugin"), ("networking.istio.io/v1", "ServiceEntry"),
-            ("networking.istio.io/v1", "DestinationRule")} <= set(SCHEMAS)
+            ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+            ("security.istio.io/v1", "RequestAuthentication"), ("security.istio.io/v1", "AuthorizationPolicy")} <= set(SCHEMAS)
 
 
 @pytest.mark.parametrize("name,doc", manifests(), ids=[f"{n}:{d['kind']}" for n, d in manifests()])
@@ -95,7 +100,7 @@ def test_manifest_is_valid_against_istios_crd(name, doc):
 ])
 def test_the_schema_check_refuses_what_istio_refuses(mutate, expect):
     # Guards the check itself: each of these is refused by the API server.
-    doc = copy.deepcopy(next(d for _, d in manifests() if d["kind"] == "WasmPlugin"))
+    doc = copy.deepcopy(next(d for _, d in manifests((MANIFESTS,)) if d["kind"] == "WasmPlugin"))
     mutate(doc["spec"])
     assert any(expect in e for e in errors(doc)), errors(doc)
 
@@ -103,18 +108,18 @@ def test_the_schema_check_refuses_what_istio_refuses(mutate, expect):
 def sets():
     """{folder: {kind: doc}}: each folder of envoy/istio/ is one deployment."""
     out = {}
-    for name, doc in manifests():
-        out.setdefault(str(Path(name).parent), {})[doc["kind"]] = doc
+    for name, doc in manifests((MANIFESTS,)):
+        out.setdefault(Path(name).parent.name, {})[doc["kind"]] = doc
     return out
 
 
 @pytest.mark.parametrize("folder", sorted(sets()))
 def test_each_set_is_complete_and_private_to_its_namespace(folder):
     k = sets()[folder]
-    assert set(k) == {"WasmPlugin", "ServiceEntry", "DestinationRule"}, folder
-    se, dr, wp = k["ServiceEntry"], k["DestinationRule"], k["WasmPlugin"]
-    ns = {d["metadata"]["namespace"] for d in (se, dr, wp)}
-    assert len(ns) == 1, f"{folder}: one namespace for all three, got {ns}"
+    assert set(k) == {"WasmPlugin", "ServiceEntry", "DestinationRule", "EnvoyFilter"}, folder
+    se, dr, wp, ef = k["ServiceEntry"], k["DestinationRule"], k["WasmPlugin"], k["EnvoyFilter"]
+    ns = {d["metadata"]["namespace"] for d in (se, dr, wp, ef)}
+    assert len(ns) == 1, f"{folder}: one namespace for all four, got {ns}"
     # exportTo ".": the JWKS host's cluster exists only for this namespace's proxies, which are
     # the ones running the plugin; without it the entries apply mesh-wide.
     assert se["spec"]["exportTo"] == ["."] and dr["spec"]["exportTo"] == ["."]
@@ -125,6 +130,25 @@ def test_each_set_is_complete_and_private_to_its_namespace(folder):
     assert dr["spec"]["host"] == host and tls["mode"] == "SIMPLE" and tls["sni"] == host
     assert tls["subjectAltNames"] == [host]
     assert wp["spec"]["phase"] == "AUTHN" and wp["spec"]["failStrategy"] == "FAIL_CLOSE"
+
+
+@pytest.mark.parametrize("folder", sorted(sets()))
+def test_the_envoyfilter_puts_the_payload_where_istios_rbac_reads_it(folder):
+    """header_to_metadata, exactly as envoy/authz/header_to_metadata.yaml (which the RBAC e2e
+    tests run), goes before the first RBAC filter, on the plugin's workloads, under the key the
+    plugin's `payload_in_metadata` names."""
+    k = sets()[folder]
+    wp, ef = k["WasmPlugin"]["spec"], k["EnvoyFilter"]["spec"]
+    (patch,) = ef["configPatches"]
+    assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_BEFORE"
+    sub = patch["match"]["listener"]["filterChain"]["filter"]
+    assert sub == {"name": "envoy.filters.network.http_connection_manager",
+                   "subFilter": {"name": "envoy.filters.http.rbac"}}
+    assert patch["match"]["context"] == ("GATEWAY" if folder == "gateway" else "SIDECAR_INBOUND")
+    assert patch["patch"]["value"] == yaml.safe_load((ROOT / "envoy" / "authz" / "header_to_metadata.yaml").read_text())
+    assert ef["workloadSelector"]["labels"] == wp["selector"]["matchLabels"]
+    rule = patch["patch"]["value"]["typed_config"]["request_rules"][0]["on_header_present"]
+    assert wp["pluginConfig"]["providers"]["auth0"]["payload_in_metadata"] == rule["key"] == "payload"
 
 
 def test_the_sidecar_plugin_guards_inbound_traffic_only():

@@ -1,5 +1,5 @@
-"""Vendors Istio's CRD schemas for the kinds envoy/istio/ uses (WasmPlugin, ServiceEntry,
-DestinationRule) from istio/api's kubernetes/customresourcedefinitions.gen.yaml at one release
+"""Vendors Istio's CRD schemas for the kinds envoy/istio/ and envoy/migration/ use (WasmPlugin,
+ServiceEntry, DestinationRule, EnvoyFilter, RequestAuthentication, AuthorizationPolicy) from istio/api's kubernetes/customresourcedefinitions.gen.yaml at one release
 tag, unchanged, into crds.yaml here. tests/e2e/test_istio.py validates the manifests with them.
 
 usage: python3 tests/vectors/istio/vendor.py ISTIO_API_GIT_DIR TAG
@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-KINDS = {"WasmPlugin", "ServiceEntry", "DestinationRule"}
+KINDS = {"WasmPlugin", "ServiceEntry", "DestinationRule", "EnvoyFilter", "RequestAuthentication", "AuthorizationPolicy"}
 
 
 def main() -> int:
