@@ -236,6 +236,37 @@ fn main() {
         });
     }
 
+    // Claim rules: one route with 5 entries against the same route without them, on a cached
+    // token that satisfies all 5 (the whole list is read). The difference is their cost.
+    let rsa_key = EncodingKey::from_rsa_der(include_bytes!("../src/testdata/rsa_private_pkcs1.der"));
+    let header = json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}).to_string();
+    let claims =
+        json!({"iss": "https://issuer.test/", "aud": "https://api.test", "sub": "user-1", "iat": 1_800_000_000u64,
+                        "exp": 4_000_000_000u64, "scope": "read:items write:items", "tid": "t-1",
+                        "groups": ["eng", "oncall", "admins"], "realm_access": {"roles": ["viewer", "editor"]},
+                        "https://example.com/roles": ["billing"]})
+        .to_string();
+    let input = format!("{}.{}", base64url::encode(header.as_bytes()), base64url::encode(claims.as_bytes()));
+    let rich =
+        format!("Bearer {input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), &rsa_key, Algorithm::RS256).unwrap());
+    let five = json!([{"name": "groups", "values": ["admins", "owners"]}, {"name": "realm_access.roles", "values": ["edit*"]},
+                      {"name": "tid", "values": ["t-1"]}, {"name": "scope", "values": ["write:items"]},
+                      {"path": ["https://example.com/roles"], "not_values": ["suspended"]}]);
+    for (label, claim_rules) in [("no claim rules", json!([])), ("5 claim entries", five)] {
+        let mut cfg = cfg.clone();
+        cfg["rules"] = json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}, "claims": claim_rules}]);
+        let engine = Engine::new(Config::parse(cfg.to_string().as_bytes()).unwrap());
+        let mut caches = engine.new_caches();
+        let headers: Vec<(&str, &[u8])> =
+            vec![(":method", b"GET"), (":path", b"/api/items"), ("authorization", rich.as_bytes())];
+        let req =
+            Request { method: "GET", path: "/api/items", headers: &headers, peer_certificate: &no_peer_certificate };
+        assert!(matches!(engine.decide(&req, &states, now, &mut caches), jwt_guard::decision::Outcome::Allow { .. }));
+        time(&format!("RS256 cached, a rule with {label}: engine decision"), || {
+            black_box(engine.decide(&req, &states, now, &mut caches));
+        });
+    }
+
     // What one verified-token cache entry costs: fill a cache of the default size with
     // distinct users' tokens and count the live heap bytes it grew by.
     let entries = jwt_guard::policy::DEFAULT_JWT_CACHE_SIZE;
