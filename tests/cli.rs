@@ -196,3 +196,66 @@ fn explain_checks_a_dpop_request_and_a_certificate_binding() {
     let (code, out, _) = run(&["explain", "--config", &config, "--now", NOW, "--client-cert-sha256", &hex, &t], None);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A config whose rules use conditions: a header, a host, a custom token header and a cookie.
+fn conditions_config() -> String {
+    let c = json!({"realm": "api", "providers": {
+        "auth0": {"issuer": ISS, "audiences": [API], "local_jwks": {"inline_string": JWKS}},
+        "partner": {"issuer": ISS, "audiences": [API], "local_jwks": {"inline_string": JWKS},
+                    "from_headers": [{"name": "x-partner-token"}], "from_params": ["pt"], "from_cookies": ["ps"]}},
+        "rules": [
+            {"match": {"prefix": "/", "hosts": ["admin.example.com"]}, "requires": {"provider_name": "auth0"},
+             "principals": [format!("{ISS}/admin")]},
+            {"match": {"prefix": "/", "headers": [{"name": "x-canary", "present_match": true}]}},
+            {"match": {"prefix": "/partner"}, "requires": {"provider_name": "partner"}},
+            {"match": {"prefix": "/"}, "requires": {"provider_name": "auth0"}}]});
+    write("conditions.json", &c.to_string())
+}
+
+#[test]
+fn explain_shows_the_rule_and_takes_requests_without_a_bearer_token() {
+    let cfg = conditions_config();
+    // No token at all.
+    let (code, out, _) = run(&["explain", "--config", &cfg, "--no-token", "--path", "/api"], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Rule: rules[3] is the first whose match fits: prefix /; requires auth0"), "{out}");
+    assert!(out.contains("reason: missing"), "{out}");
+    // A header condition picks the open rule.
+    let (code, out, _) = run(&["explain", "--config", &cfg, "--header", "x-canary:1", "--path", "/api"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("rules[1] is the first whose match fits: prefix /, header x-canary"), "{out}");
+    // --host: the host rule, with its principal condition.
+    let (code, out, _) =
+        run(&["explain", "--config", &cfg, "--host", "admin.example.com", "--now", NOW, &access()], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("rules[0]") && out.contains("reason: principal"), "{out}");
+    // The token in a custom header, a parameter or a cookie.
+    for place in [
+        vec!["--header".to_string(), format!("x-partner-token:{}", access())],
+        vec!["--param".to_string(), format!("pt={}", access())],
+        vec!["--cookie".to_string(), format!("ps={}", access())],
+    ] {
+        let mut args = vec!["explain", "--config", &cfg, "--path", "/partner/x", "--now", NOW];
+        args.extend(place.iter().map(String::as_str));
+        let (code, out, _) = run(&args, None);
+        assert_eq!(code, 0, "{place:?}: {out}");
+        assert!(out.contains("Provider partner") && out.contains("verdict: valid"), "{place:?}: {out}");
+        assert!(out.contains("rules[2] is the first whose match fits: prefix /partner; requires partner"), "{out}");
+    }
+    assert_eq!(run(&["explain", "--config", &cfg, "--no-token", &access()], None).0, 1);
+    assert_eq!(run(&["explain", "--config", &cfg, "--header", "novalue"], None).0, 1);
+}
+
+#[test]
+fn check_config_warns_when_nothing_tells_an_id_token_apart() {
+    let c = json!({"providers": {"internal": {"issuer": ISS, "allow_any_audience": true,
+                   "local_jwks": {"inline_string": JWKS}}}});
+    let (code, out, _) = run(&["check-config", &write("any.json", &c.to_string())], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning: providers.internal: allow_any_audience with neither id_token_audiences nor require_typ"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["check-config", &local_config()], None);
+    assert!(!out.contains("warning"), "{out}");
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::authn::payload_metadata::payload_metadata;
 use crate::authn::signature::{has_candidate, verify_signature};
-use crate::authn::token_kind::{classify, Kind};
+use crate::authn::token_kind::{classify_for, Kind};
 use crate::deny::Reason;
 use crate::jwks::KeySet;
 use crate::policy::{IssuerMismatch, Provider};
@@ -119,13 +119,26 @@ impl Tracer for NoTrace {
 
 /// Authenticates `token` for `provider` at `now` (Unix seconds).
 pub fn authenticate(provider: &Provider, keys: &KeySet, token: &str, now: u64) -> Result<Verified, Reason> {
-    authenticate_traced(provider, keys, token, now, &mut NoTrace)
+    authenticate_for(provider, &provider.audiences, keys, token, now, &mut NoTrace)
 }
 
 /// `authenticate`, reporting each check that passes to `t`. The first check not reported
 /// is the one that failed.
 pub fn authenticate_traced<T: Tracer>(
     provider: &Provider,
+    keys: &KeySet,
+    token: &str,
+    now: u64,
+    t: &mut T,
+) -> Result<Verified, Reason> {
+    authenticate_for(provider, &provider.audiences, keys, token, now, t)
+}
+
+/// `authenticate_traced` against `audiences` instead of the provider's (a rule's
+/// `provider_and_audiences`); empty accepts any audience.
+pub fn authenticate_for<T: Tracer>(
+    provider: &Provider,
+    audiences: &[String],
     keys: &KeySet,
     token: &str,
     now: u64,
@@ -163,8 +176,8 @@ pub fn authenticate_traced<T: Tracer>(
     t.passed(Check::KeyId);
     check_time(provider, claims.exp, claims.nbf, now)?;
     t.passed(Check::Time);
-    let kind = classify(provider, &jwt.header, claims);
-    let audience_ok = provider.audiences.is_empty() || claims.aud.iter().any(|a| provider.audiences.contains(a));
+    let kind = classify_for(provider, audiences, &jwt.header, claims);
+    let audience_ok = audiences.is_empty() || claims.aud.iter().any(|a| audiences.contains(a));
     if !audience_ok && !matches!(kind, Kind::Id(_)) {
         return Err(Reason::Audience);
     }

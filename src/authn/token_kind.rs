@@ -27,6 +27,11 @@ pub enum IdSignal {
 }
 
 pub fn classify(provider: &Provider, header: &Header, claims: &Claims) -> Kind {
+    classify_for(provider, &provider.audiences, header, claims)
+}
+
+/// `classify` where the API's audiences are `audiences` (a rule's `provider_and_audiences`).
+pub fn classify_for(provider: &Provider, audiences: &[String], header: &Header, claims: &Claims) -> Kind {
     if header.typ.as_deref().map(normalize_typ).as_deref() == Some("at+jwt") {
         return Kind::Access;
     }
@@ -37,7 +42,7 @@ pub fn classify(provider: &Provider, header: &Header, claims: &Claims) -> Kind {
         return Kind::Id(IdSignal::Claim(name.clone()));
     }
     let names_client = claims.aud.iter().any(|a| provider.id_token_audiences.contains(a));
-    let names_api = claims.aud.iter().any(|a| provider.audiences.contains(a));
+    let names_api = claims.aud.iter().any(|a| audiences.contains(a));
     if names_client && !names_api {
         return Kind::Id(IdSignal::ClientAudience);
     }

@@ -2,11 +2,15 @@
 //!
 //!   jwt-guard check-config FILE
 //!   jwt-guard explain --config FILE [--jwks FILE] [--path P | --url URL] [--method M]
-//!                     [--dpop PROOF] [--client-cert-sha256 HEX] [--now UNIX] [TOKEN|-]
+//!                     [--host HOST] [--header NAME:VALUE]... [--param NAME=VALUE]...
+//!                     [--cookie NAME=VALUE]... [--dpop PROOF] [--client-cert-sha256 HEX]
+//!                     [--now UNIX] [--no-token | TOKEN | -]
 //!
 //! `explain` prints the decision the filter would make for a request carrying TOKEN in the
-//! Authorization header (or read from stdin), with every check and the exact response. With
-//! `--dpop` the token goes as `Authorization: DPoP` with that proof.
+//! Authorization header (or read from stdin), or no token, or tokens in the headers, query
+//! parameters and cookies given: which rule matched and why, every provider's checks on the
+//! token it finds, and the exact response. With `--dpop` the token goes as
+//! `Authorization: DPoP` with that proof.
 //! Exit status: 0 allowed / valid config, 2 denied, 1 usage or configuration error.
 
 use std::collections::HashSet;
@@ -16,18 +20,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_guard::authn::token_kind::{classify, IdSignal, Kind};
 use jwt_guard::authn::{authenticate_traced, Check, Tracer};
+use jwt_guard::decision::extractor::extract_unchecked;
+use jwt_guard::decision::route::find_rule;
 use jwt_guard::decision::{Engine, Outcome, Request};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::jwks::{KeyState, KidRefetch};
-use jwt_guard::policy::{Config, KeySource};
+use jwt_guard::policy::{Config, KeySource, PathMatch, Requirement, Rule};
 use jwt_guard::token::{self, fingerprint, Shape};
 
 const USAGE: &str = "usage:
   jwt-guard check-config FILE
   jwt-guard explain --config FILE [--jwks FILE] [--path PATH | --url URL] [--method METHOD]
-                    [--dpop PROOF] [--client-cert-sha256 HEX] [--now UNIX_SECONDS] [TOKEN|-]
+                    [--host HOST] [--header NAME:VALUE]... [--param NAME=VALUE]...
+                    [--cookie NAME=VALUE]... [--dpop PROOF] [--client-cert-sha256 HEX]
+                    [--now UNIX_SECONDS] [--no-token | TOKEN | -]
 
-explain reads the token from stdin when TOKEN is absent or `-`. --jwks supplies the keys of
+explain sends TOKEN as `Authorization: Bearer`, reading it from stdin when it is `-`, or when
+it is absent and no --no-token, --header, --param or --cookie says where the credentials are.
+--header, --param and --cookie add request headers (pseudo-headers too), query parameters and
+cookies (a token in a custom place goes there); --host sets :authority. --jwks supplies the keys of
 providers that use remote_jwks or discovery. --url sets the scheme, host and path a DPoP
 proof's htu is checked against (default http://localhost/ and --path). --dpop sends the token
 as `Authorization: DPoP` with that proof; --client-cert-sha256 is the client certificate's
@@ -74,6 +85,9 @@ fn check_config(args: &[String]) -> Result<ExitCode, String> {
             Some(r) => format!("{} rule{}", r.len(), if r.len() == 1 { "" } else { "s" }),
         }
     );
+    for w in config.warnings() {
+        println!("  warning: {w}");
+    }
     // The proxy's clusters are not in this file: say which ones it must define.
     for p in &config.providers {
         if let KeySource::Remote(r) = &p.keys {
@@ -106,6 +120,11 @@ struct Options {
     authority: String,
     dpop: Option<String>,
     client_cert: Option<String>,
+    /// `--no-token`, or credentials only in --header/--param/--cookie.
+    no_token: bool,
+    headers: Vec<(String, String)>,
+    params: Vec<String>,
+    cookies: Vec<String>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -121,7 +140,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         authority: "localhost".into(),
         dpop: None,
         client_cert: None,
+        no_token: false,
+        headers: Vec::new(),
+        params: Vec::new(),
+        cookies: Vec::new(),
     };
+    let mut stdin_token = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
@@ -142,13 +166,37 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--client-cert-sha256" => o.client_cert = Some(value()?),
             "--method" => o.method = value()?.to_ascii_uppercase(),
             "--now" => o.now = value()?.parse().map_err(|_| "--now takes Unix seconds".to_string())?,
-            "-" => o.token = None,
+            "--no-token" => o.no_token = true,
+            "--host" => o.authority = value()?,
+            "--header" => {
+                let v = value()?;
+                let (name, val) = v.split_once(':').filter(|(n, _)| !n.is_empty()).map_or_else(
+                    // `:authority:x` names a pseudo-header: the first `:` belongs to the name.
+                    || Err(format!("--header {v:?} is not NAME:VALUE")),
+                    |(n, val)| Ok((n.to_string(), val.trim_start().to_string())),
+                )?;
+                let (name, val) = match v.strip_prefix(':').and_then(|r| r.split_once(':')) {
+                    Some((pseudo, val)) => (format!(":{pseudo}"), val.trim_start().to_string()),
+                    None => (name, val),
+                };
+                o.headers.push((name.to_ascii_lowercase(), val));
+            }
+            "--param" => o.params.push(value()?),
+            "--cookie" => o.cookies.push(value()?),
+            "-" => stdin_token = true,
             t if !t.starts_with("--") && o.token.is_none() => o.token = Some(t.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
     if o.config.is_empty() {
         return Err(format!("--config is required\n{USAGE}"));
+    }
+    if o.no_token && (o.token.is_some() || stdin_token) {
+        return Err(format!("--no-token takes no TOKEN\n{USAGE}"));
+    }
+    // Credentials placed elsewhere: no Authorization header unless a TOKEN is given too.
+    if o.token.is_none() && !stdin_token && !(o.headers.is_empty() && o.params.is_empty() && o.cookies.is_empty()) {
+        o.no_token = true;
     }
     Ok(o)
 }
@@ -160,37 +208,66 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
         Some(path) => Some(KeySet::parse(&read(path)?).map_err(|e| format!("{path}: {e}"))?),
         None => None,
     };
-    let token = match o.token {
-        Some(t) => t,
-        None => {
+    let token = match (&o.token, o.no_token) {
+        (_, true) => None,
+        (Some(t), false) => Some(t.clone()),
+        (None, false) => {
             let mut s = String::new();
             std::io::stdin().read_to_string(&mut s).map_err(|e| format!("stdin: {e}"))?;
-            s
+            Some(s)
         }
     };
-    let trimmed = token.trim();
-    let token =
-        trimmed.strip_prefix("Bearer ").or_else(|| trimmed.strip_prefix("DPoP ")).unwrap_or(trimmed).to_string();
+    let token = token.map(|t| {
+        let trimmed = t.trim();
+        trimmed.strip_prefix("Bearer ").or_else(|| trimmed.strip_prefix("DPoP ")).unwrap_or(trimmed).to_string()
+    });
 
-    println!("Token");
-    let shape = token::shape(&token);
-    println!(
-        "  shape: {}, {} bytes, fingerprint {}",
-        match shape {
-            Shape::Jws => "JWS (a signed JWT)",
-            Shape::Jwe => "JWE (an encrypted JWT)",
-            Shape::Opaque => "opaque (not a JWT)",
-            Shape::Malformed => "malformed",
+    // The request as the filter would see it.
+    let mut path = o.path.clone();
+    for (i, param) in o.params.iter().enumerate() {
+        path.push(if i == 0 && !path.contains('?') { '?' } else { '&' });
+        path.push_str(param);
+    }
+    let auth = token.as_ref().map(|t| format!("{} {t}", if o.dpop.is_some() { "DPoP" } else { "Bearer" }));
+    let cookie = o.cookies.join("; ");
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        (":method", o.method.as_bytes()),
+        (":path", path.as_bytes()),
+        (":scheme", o.scheme.as_bytes()),
+        (":authority", o.authority.as_bytes()),
+    ];
+    headers.retain(|(k, _)| !o.headers.iter().any(|(h, _)| h == k));
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_bytes()));
+    }
+    if !cookie.is_empty() {
+        headers.push(("cookie", cookie.as_bytes()));
+    }
+    if let Some(proof) = &o.dpop {
+        headers.push(("dpop", proof.as_bytes()));
+    }
+    headers.extend(o.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+
+    println!("Request");
+    println!("  {} {path}", o.method);
+    for (k, v) in &headers {
+        if *k != ":method" && *k != ":path" {
+            let v = String::from_utf8_lossy(v);
+            let shown =
+                if *k == "authorization" || v.len() > 80 { format!("({} bytes)", v.len()) } else { v.into_owned() };
+            println!("  {k}: {shown}");
+        }
+    }
+    println!();
+    match &config.rules {
+        None => println!("Rule: none configured, so every request needs a valid token from any provider"),
+        Some(rules) => match find_rule(rules, &o.method, &path, &headers) {
+            None => println!("Rule: none matches (path, method, headers and host), so the request is refused"),
+            Some(rule) => {
+                let i = rules.iter().position(|r| std::ptr::eq(r, rule)).unwrap_or(0);
+                println!("Rule: rules[{i}] is the first whose match fits: {}", describe_rule(&config, rule));
+            }
         },
-        token.len(),
-        fingerprint(&token)
-    );
-    let parsed = if shape == Shape::Jws { token::parse(&token).ok() } else { None };
-    if let Some(jwt) = &parsed {
-        let header_json = token.split('.').next().and_then(|h| jwt_guard::token::base64url::decode(h.as_bytes()).ok());
-        println!("  header: {}", header_json.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default());
-        let claims = serde_json::to_string_pretty(&jwt.claims.all).unwrap_or_default();
-        println!("  claims: {}", claims.replace('\n', "\n  "));
     }
 
     let keys_for = |src: &KeySource| -> Option<KeySet> {
@@ -205,8 +282,20 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             "Provider {} (issuer {}, audiences {})",
             p.name,
             p.issuers.as_ref().map(|i| i.describe()).unwrap_or_else(|| "-".to_string()),
-            p.audiences.join(", ")
+            if p.allow_any_audience { "any, unchecked".to_string() } else { p.audiences.join(", ") }
         );
+        let token = match extract_unchecked(&p.extraction, &path, &headers) {
+            Ok(Some(found)) => found.token,
+            Ok(None) => {
+                println!("  no token in this provider's places (headers, parameters, cookies)");
+                continue;
+            }
+            Err(r) => {
+                println!("  the request is refused before any check: {} ({})", r.as_str(), r.description(&p.audiences));
+                continue;
+            }
+        };
+        let parsed = describe_token(&token);
         if let Some(jwt) = &parsed {
             let kind = classify(p, &jwt.header, &jwt.claims);
             println!(
@@ -261,21 +350,12 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             None => KeyState::Unavailable,
         })
         .collect();
-    let auth = format!("{} {token}", if o.dpop.is_some() { "DPoP" } else { "Bearer" });
-    let mut headers: Vec<(&str, &[u8])> = vec![
-        (":scheme", o.scheme.as_bytes()),
-        (":authority", o.authority.as_bytes()),
-        ("authorization", auth.as_bytes()),
-    ];
-    if let Some(proof) = &o.dpop {
-        headers.push(("dpop", proof.as_bytes()));
-    }
     let cert = o.client_cert.clone();
     let peer_certificate = move || cert.clone().map(String::into_bytes);
-    let req = Request { method: &o.method, path: &o.path, headers: &headers, peer_certificate: &peer_certificate };
+    let req = Request { method: &o.method, path: &path, headers: &headers, peer_certificate: &peer_certificate };
     let mut caches = engine.new_caches();
     println!();
-    println!("Decision for {} {}", o.method, o.path);
+    println!("Decision for {} {path}", o.method);
     match engine.decide(&req, &states, o.now, &mut caches) {
         // No preflight here: explain sends no Origin header.
         Outcome::Allow { mutations, verified, .. } => {
@@ -307,5 +387,91 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             println!("  the filter would wait for keys (pass --jwks FILE)");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// The token's shape, header and claims; the parsed JWS, if it is one.
+fn describe_token(token: &str) -> Option<token::Jwt<'_>> {
+    let shape = token::shape(token);
+    println!(
+        "  shape: {}, {} bytes, fingerprint {}",
+        match shape {
+            Shape::Jws => "JWS (a signed JWT)",
+            Shape::Jwe => "JWE (an encrypted JWT)",
+            Shape::Opaque => "opaque (not a JWT)",
+            Shape::Malformed => "malformed",
+        },
+        token.len(),
+        fingerprint(token)
+    );
+    let jwt = if shape == Shape::Jws { token::parse(token).ok() } else { None };
+    if let Some(jwt) = &jwt {
+        let header_json = token.split('.').next().and_then(|h| jwt_guard::token::base64url::decode(h.as_bytes()).ok());
+        println!("  header: {}", header_json.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default());
+        let claims = serde_json::to_string_pretty(&jwt.claims.all).unwrap_or_default();
+        println!("  claims: {}", claims.replace('\n', "\n  "));
+    }
+    jwt
+}
+
+/// A rule's match and what it asks of the token, in the configuration's words.
+fn describe_rule(config: &Config, rule: &Rule) -> String {
+    let m = &rule.matcher;
+    let mut parts = vec![match &m.path {
+        PathMatch::Prefix(p) => format!("prefix {p}"),
+        PathMatch::Exact(p) => format!("path {p}"),
+        PathMatch::SeparatedPrefix(p) => format!("path_separated_prefix {p}"),
+        PathMatch::Suffix(p) => format!("suffix {p}"),
+    }];
+    if !m.methods.is_empty() {
+        parts.push(format!("methods {}", m.methods.join(",")));
+    }
+    for h in &m.headers {
+        parts.push(format!("header {} {:?}{}", h.name, h.test, if h.invert { " (inverted)" } else { "" }));
+    }
+    if !m.hosts.is_empty() {
+        parts.push(format!("hosts {:?}", m.hosts));
+    }
+    if !m.not_hosts.is_empty() {
+        parts.push(format!("not_hosts {:?}", m.not_hosts));
+    }
+    let needs = match &rule.requires {
+        None => "no token needed".to_string(),
+        Some(r) => format!("requires {}", describe_requirement(config, r)),
+    };
+    let mut asks = Vec::new();
+    if !rule.scopes.is_empty() {
+        asks.push(format!("scopes {}", rule.scopes.join(" ")));
+    }
+    if !rule.principals.is_empty() || !rule.not_principals.is_empty() {
+        asks.push(format!("{} principals, {} not_principals", rule.principals.len(), rule.not_principals.len()));
+    }
+    for c in &rule.claims {
+        asks.push(format!("claim {} ({} values, {} not_values)", c.display_name(), c.values.len(), c.not_values.len()));
+    }
+    format!(
+        "{}; {needs}{}",
+        parts.join(", "),
+        if asks.is_empty() { String::new() } else { format!("; {}", asks.join("; ")) }
+    )
+}
+
+/// A requirement in jwt_authn's words, with provider names.
+fn describe_requirement(config: &Config, r: &Requirement) -> String {
+    let list = |rs: &[Requirement]| rs.iter().map(|r| describe_requirement(config, r)).collect::<Vec<_>>().join(", ");
+    match r {
+        Requirement::Provider(v) => {
+            let (i, audiences) = config.verifier(*v);
+            let name = config.providers.get(i).map_or("?", |p| p.name.as_str());
+            if *v < config.providers.len() {
+                name.to_string()
+            } else {
+                format!("{name} with audiences {}", audiences.join(", "))
+            }
+        }
+        Requirement::Any(rs) => format!("any of ({})", list(rs)),
+        Requirement::All(rs) => format!("all of ({})", list(rs)),
+        Requirement::AllowMissing => "a valid token or none".to_string(),
+        Requirement::AllowMissingOrFailed => "nothing (a valid token's claims are still forwarded)".to_string(),
     }
 }

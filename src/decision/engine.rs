@@ -14,7 +14,7 @@ use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
-use crate::policy::{ClaimRule, Config, DpopMode, Requirement, PAYLOAD_HEADER};
+use crate::policy::{Config, DpopMode, Requirement, Rule, PAYLOAD_HEADER};
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -80,12 +80,12 @@ impl Engine {
         Engine { config }
     }
 
-    /// One cache per provider, sized by its `jwt_cache_size`.
+    /// One cache per verifier (each provider, then each audience variant), sized by the
+    /// provider's `jwt_cache_size`.
     pub fn new_caches(&self) -> Vec<TokenCache> {
-        self.config
-            .providers
-            .iter()
-            .map(|p| {
+        (0..self.config.verifier_count())
+            .map(|v| {
+                let p = &self.config.providers[self.config.verifier(v).0];
                 let proofs = if p.dpop.mode == DpopMode::Disabled { 0 } else { p.dpop.replay_cache_size };
                 TokenCache::with_proof_memory(p.jwt_cache_size, proofs)
             })
@@ -104,18 +104,18 @@ impl Engine {
         let protocol = protocol(req.headers);
         let n = self.config.providers.len();
         let default_requirement;
-        let (requirement, scopes, claims): (Option<&Requirement>, &[String], &[ClaimRule]) = match &self.config.rules {
+        let (requirement, rule): (Option<&Requirement>, Option<&Rule>) = match &self.config.rules {
             None => {
                 default_requirement = if n == 1 {
                     Requirement::Provider(0)
                 } else {
                     Requirement::Any((0..n).map(Requirement::Provider).collect())
                 };
-                (Some(&default_requirement), &[], &[])
+                (Some(&default_requirement), None)
             }
-            Some(rules) => match find_rule(rules, req.method, req.path) {
+            Some(rules) => match find_rule(rules, req.method, req.path, req.headers) {
                 None => return self.deny(Reason::NoRoute, None, protocol),
-                Some(rule) => (rule.requires.as_ref(), &rule.scopes, &rule.claims),
+                Some(rule) => (rule.requires.as_ref(), Some(rule)),
             },
         };
         let Some(requirement) = requirement else {
@@ -131,8 +131,8 @@ impl Engine {
             keys,
             now,
             caches,
-            found: vec![None; n],
-            outcomes: vec![None; n],
+            found: vec![None; self.config.verifier_count()],
+            outcomes: vec![None; self.config.verifier_count()],
             refetch: Vec::new(),
         };
         let result = ev.eval(requirement);
@@ -143,16 +143,15 @@ impl Engine {
             Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch, protocol },
             Eval::Fail(reason, p) => self.refuse(reason, p, judged(p), dpop_sent(p), protocol),
             Eval::Ok => {
-                let verified: Vec<(usize, Rc<Verified>)> = ev
-                    .outcomes
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, o)| match o {
-                        Some(ProviderOutcome::Verified(v)) => Some((i, v.clone())),
-                        _ => None,
-                    })
-                    .collect();
-                if let Err((reason, p)) = check_grants(&self.config, scopes, claims, &verified) {
+                // By provider: a provider judged with a rule's audiences is still that provider.
+                let mut verified: Vec<(usize, Rc<Verified>)> = Vec::new();
+                for (i, o) in ev.outcomes.iter().enumerate() {
+                    let base = self.config.verifier(i).0;
+                    if let (Some(ProviderOutcome::Verified(v)), false) = (o, verified.iter().any(|(b, _)| *b == base)) {
+                        verified.push((base, v.clone()));
+                    }
+                }
+                if let Err((reason, p)) = check_grants(&self.config, rule, &verified) {
                     let mut refusal = self.refuse(reason, p, judged(p), dpop_sent(p), protocol);
                     if let Outcome::Deny(d) = &mut refusal {
                         d.principal = verified.iter().find_map(|(_, v)| v.principal.clone());
@@ -180,16 +179,18 @@ impl Engine {
             .then(|| p.dpop.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(" "))
     }
 
+    /// `verifier`: the provider (or audience variant) the refusal is about.
     fn refuse(
         &self,
         reason: Reason,
-        provider: Option<usize>,
+        verifier: Option<usize>,
         token: Option<String>,
         dpop_sent: bool,
         protocol: Protocol,
     ) -> Outcome {
-        let audiences: Vec<String> = match provider {
-            Some(i) => self.config.providers[i].audiences.clone(),
+        let provider = verifier.map(|v| self.config.verifier(v).0);
+        let audiences: Vec<String> = match verifier {
+            Some(v) => self.config.verifier(v).1.to_vec(),
             None => {
                 let mut all: Vec<String> = Vec::new();
                 for p in &self.config.providers {
@@ -262,7 +263,7 @@ impl Engine {
         let mut cookies_to_drop: Vec<&str> = Vec::new();
         for (i, f) in found.iter().enumerate() {
             let Some(f) = f else { continue };
-            if self.config.providers[i].forward {
+            if self.config.providers[self.config.verifier(i).0].forward {
                 continue;
             }
             match &f.location {

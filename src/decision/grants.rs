@@ -1,21 +1,24 @@
 //! What a rule asks of its verified tokens beyond their validity: `scopes` (each held by some
-//! verified token) and `claims` (all held by one verified token).
+//! verified token), `principals`/`not_principals` (one verified token admitted) and `claims`
+//! (all held by one verified token).
 
 use std::rc::Rc;
 
 use crate::authn::Verified;
 use crate::decision::claim_match::first_unmet;
 use crate::deny::Reason;
-use crate::policy::{ClaimRule, Config};
+use crate::policy::{Config, Rule};
 
 /// `Err` carries the refusal and the provider it is about.
 pub(super) fn check_grants(
     config: &Config,
-    scopes: &[String],
-    claims: &[ClaimRule],
+    rule: Option<&Rule>,
     verified: &[(usize, Rc<Verified>)],
 ) -> Result<(), (Reason, Option<usize>)> {
-    if scopes.is_empty() && claims.is_empty() {
+    let Some(rule) = rule else { return Ok(()) };
+    let (scopes, claims) = (&rule.scopes, &rule.claims);
+    let principals_apply = !rule.principals.is_empty() || !rule.not_principals.is_empty();
+    if scopes.is_empty() && claims.is_empty() && !principals_apply {
         return Ok(());
     }
     // `allow_missing` let a request without a token through: it holds neither.
@@ -24,6 +27,17 @@ pub(super) fn check_grants(
     };
     if !scopes.iter().all(|s| verified.iter().any(|(_, v)| v.scopes.contains(s))) {
         return Err((Reason::Scope(scopes.join(" ")), Some(*first)));
+    }
+    // Istio's requestPrincipals and notRequestPrincipals, over one verified token.
+    if principals_apply {
+        let admitted = |v: &Verified| {
+            let (iss, sub) = (v.iss.as_deref(), v.sub.as_deref());
+            (rule.principals.is_empty() || rule.principals.iter().any(|p| p.matches(iss, sub)))
+                && !rule.not_principals.iter().any(|p| p.matches(iss, sub))
+        };
+        if !verified.iter().any(|(_, v)| admitted(v)) {
+            return Err((Reason::Principal, Some(*first)));
+        }
     }
     if claims.is_empty() {
         return Ok(());

@@ -1,9 +1,11 @@
 //! The requirement tree (jwt_authn's `JwtRequirement`): which providers must vouch for the
-//! token, each provider judged at most once per request, through its verified-token cache.
+//! token, each verifier (a provider, or a provider with a rule's audiences) judged at most once
+//! per request, through its verified-token cache. Outcomes are indexed by verifier; failures
+//! and refetches name the provider.
 
 use std::rc::Rc;
 
-use crate::authn::{authenticate, Verified};
+use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
 use crate::decision::extractor::{extract_unchecked, Found};
 use crate::decision::sender::check_sender;
@@ -42,12 +44,13 @@ impl Evaluation<'_, '_, '_> {
         if let Some(o) = &self.outcomes[i] {
             return o.clone();
         }
-        let provider = &self.config.providers[i];
+        let (base, audiences) = self.config.verifier(i);
+        let provider = &self.config.providers[base];
         let o = match extract_unchecked(&provider.extraction, self.req.path, self.req.headers) {
             Err(r) => ProviderOutcome::Failed(r),
             Ok(None) => ProviderOutcome::Missing,
             Ok(Some(found)) => {
-                let o = match self.keys[i] {
+                let o = match self.keys[base] {
                     not_ready @ (KeyState::Loading | KeyState::Unavailable) => match found.check() {
                         Err(r) => ProviderOutcome::Failed(r),
                         Ok(()) if matches!(not_ready, KeyState::Loading) => ProviderOutcome::Wait,
@@ -62,7 +65,15 @@ impl Evaluation<'_, '_, '_> {
                                 (Err(r), _) => Err(r),
                                 (Ok(()), Some(rejected)) => rejected,
                                 (Ok(()), None) => {
-                                    let v = authenticate(provider, keys, &found.token, self.now).map(Rc::new);
+                                    let v = authenticate_for(
+                                        provider,
+                                        audiences,
+                                        keys,
+                                        &found.token,
+                                        self.now,
+                                        &mut NoTrace,
+                                    )
+                                    .map(Rc::new);
                                     cache.put(&found.token, &v);
                                     v
                                 }
@@ -77,7 +88,7 @@ impl Evaluation<'_, '_, '_> {
                             // The issuer may have rotated keys since we fetched them.
                             Err(Reason::UnknownKid) => match kid_refetch {
                                 KidRefetch::Allowed => {
-                                    self.refetch.push(i);
+                                    self.refetch.push(base);
                                     ProviderOutcome::Wait
                                 }
                                 KidRefetch::Pending => ProviderOutcome::Wait,

@@ -53,6 +53,9 @@ pub enum Reason {
     IdToken,
     /// A valid token without the scopes the route needs. Carries the required scopes.
     Scope(String),
+    /// A valid token whose `<iss>/<sub>` is not among the rule's `principals`, or is among its
+    /// `not_principals`.
+    Principal,
     /// A valid token whose claims do not meet the route's `claims`. Carries the claim's name,
     /// never the values the rule expects.
     Claim(String),
@@ -146,6 +149,7 @@ impl Reason {
             Reason::Lifetime("example"),
             Reason::Client,
             Reason::Scope("example".to_string()),
+            Reason::Principal,
             Reason::Claim("example".to_string()),
             Reason::DpopProof("example"),
             Reason::DpopMismatch("example"),
@@ -188,20 +192,21 @@ impl Reason {
             Reason::Lifetime(_) => 19,
             Reason::Client => 20,
             Reason::Scope(_) => 21,
-            Reason::Claim(_) => 22,
-            Reason::DpopProof(_) => 23,
-            Reason::DpopMismatch(_) => 24,
-            Reason::DpopStale => 25,
-            Reason::DpopReplay => 26,
-            Reason::DpopKey => 27,
-            Reason::DpopDowngrade => 28,
-            Reason::DpopUnbound => 29,
-            Reason::DpopRequired => 30,
-            Reason::CertMissing => 31,
-            Reason::CertMismatch => 32,
-            Reason::KeysUnavailable => 33,
-            Reason::NoRoute => 34,
-            Reason::Internal => 35,
+            Reason::Principal => 22,
+            Reason::Claim(_) => 23,
+            Reason::DpopProof(_) => 24,
+            Reason::DpopMismatch(_) => 25,
+            Reason::DpopStale => 26,
+            Reason::DpopReplay => 27,
+            Reason::DpopKey => 28,
+            Reason::DpopDowngrade => 29,
+            Reason::DpopUnbound => 30,
+            Reason::DpopRequired => 31,
+            Reason::CertMissing => 32,
+            Reason::CertMismatch => 33,
+            Reason::KeysUnavailable => 34,
+            Reason::NoRoute => 35,
+            Reason::Internal => 36,
         }
     }
 
@@ -230,6 +235,7 @@ impl Reason {
             Reason::Client => "client",
             Reason::IdToken => "id_token",
             Reason::Scope(_) => "scope",
+            Reason::Principal => "principal",
             Reason::Claim(_) => "claim",
             Reason::DpopProof(_) => "dpop_proof",
             Reason::DpopMismatch(_) => "dpop_mismatch",
@@ -276,7 +282,7 @@ impl Reason {
         match self {
             Reason::Missing => ErrorCode::None,
             Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            Reason::Scope(_) | Reason::Claim(_) => ErrorCode::InsufficientScope,
+            Reason::Scope(_) | Reason::Principal | Reason::Claim(_) => ErrorCode::InsufficientScope,
             Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,
             Reason::NoRoute => ErrorCode::AccessDenied,
             Reason::DpopProof(_)
@@ -350,6 +356,7 @@ impl Reason {
             Reason::Scope(scopes) => {
                 format!("The access token lacks the scope this route requires: {scopes}.")
             }
+            Reason::Principal => "This route does not accept this token's subject (its `iss` and `sub`).".to_string(),
             Reason::Claim(claim) => {
                 format!("The access token's `{claim}` claim does not have a value this route requires.")
             }

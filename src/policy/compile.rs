@@ -8,6 +8,7 @@ use super::claim_rule::compile_claim_rules;
 use super::config::*;
 use super::duration::parse_millis;
 use super::issuer::compile_issuers;
+use super::route_match::{compile_match, principal_patterns};
 use super::wire::*;
 use crate::jwks::KeySet;
 use crate::token::vocabulary::{normalize_typ, parse_algorithm, JoseAlg};
@@ -36,6 +37,7 @@ impl Config {
             return Err(err("realm", "must be non-empty printable ASCII without quotes or backslashes"));
         }
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+        let mut variants = Variants { names: &names, list: Vec::new() };
         let rules = match raw.rules {
             None => None,
             Some(values) => {
@@ -43,11 +45,12 @@ impl Config {
                 for (i, value) in values.into_iter().enumerate() {
                     let field = format!("rules[{i}]");
                     let rr: RawRule = serde_json::from_value(value).map_err(|e| err(&field, e.to_string()))?;
-                    rules.push(compile_rule(&field, rr, &names)?);
+                    rules.push(compile_rule(&field, rr, &mut variants)?);
                 }
                 Some(rules)
             }
         };
+        let audience_variants = variants.list;
         let claims_read = rules.as_ref().is_some_and(|r| r.iter().any(|r| !r.claims.is_empty()));
         for p in &mut providers {
             p.keep_claims = claims_read;
@@ -62,7 +65,7 @@ impl Config {
             }
         }
         let bypass_cors_preflight = raw.bypass_cors_preflight.unwrap_or(true);
-        Ok(Config { providers, realm, rules, protected_headers, bypass_cors_preflight })
+        Ok(Config { providers, realm, rules, protected_headers, bypass_cors_preflight, audience_variants })
     }
 }
 
@@ -77,11 +80,30 @@ fn is_header_name(s: &str) -> bool {
 
 fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provider, ConfigError> {
     let issuers = compile_issuers(field, rp.issuer, rp.issuers, rp.tenants)?;
-    if rp.audiences.is_empty() {
-        return Err(err(format!("{field}.audiences"), "must list at least one audience (the API identifier)"));
+    match (rp.audiences.is_empty(), rp.allow_any_audience) {
+        (true, false) => {
+            return Err(err(
+                format!("{field}.audiences"),
+                "must list at least one audience (the API identifier), or set allow_any_audience: true for an \
+                 issuer whose access tokens carry none",
+            ))
+        }
+        (false, true) => {
+            return Err(err(format!("{field}.allow_any_audience"), "takes no `audiences`: list them, or allow any"))
+        }
+        _ => {}
     }
-    if rp.audiences.iter().any(|a| a.is_empty() || !is_quoted_string_safe(a)) {
-        return Err(err(format!("{field}.audiences"), "audiences must be non-empty printable ASCII"));
+    for (i, a) in rp.audiences.iter().enumerate() {
+        if a.is_empty() || !is_quoted_string_safe(a) {
+            return Err(err(format!("{field}.audiences[{i}]"), "audiences must be non-empty printable ASCII"));
+        }
+        if a.contains(['*', '{', '}']) {
+            return Err(err(
+                format!("{field}.audiences[{i}]"),
+                "is compared exactly, so `*`, `{` and `}` would never match: list each audience, or set \
+                 allow_any_audience: true (with no audiences) for tokens that name none",
+            ));
+        }
     }
     let algorithms = match &rp.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),
@@ -231,6 +253,7 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         name,
         issuers: Some(issuers),
         audiences: rp.audiences,
+        allow_any_audience: rp.allow_any_audience,
         keys,
         extraction: Extraction { headers, params: rp.from_params, cookies: rp.from_cookies, dpop: dpop_source },
         forward: rp.forward,
@@ -368,48 +391,96 @@ fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<Re
     })
 }
 
-fn compile_rule(field: &str, rr: RawRule, providers: &[String]) -> Result<Rule, ConfigError> {
-    let path = match (rr.matcher.prefix, rr.matcher.path) {
-        (Some(p), None) if p.starts_with('/') => PathMatch::Prefix(p),
-        (None, Some(p)) if p.starts_with('/') => PathMatch::Exact(p),
-        (Some(_), None) | (None, Some(_)) => return Err(err(format!("{field}.match"), "paths must start with `/`")),
-        _ => return Err(err(format!("{field}.match"), "exactly one of prefix and path is required")),
-    };
-    let methods = rr.matcher.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+/// The providers by name, and the audience variants the rules name so far.
+struct Variants<'n> {
+    names: &'n [String],
+    list: Vec<AudienceVariant>,
+}
+
+impl Variants<'_> {
+    fn provider(&self, f: &str, v: &Value) -> Result<usize, ConfigError> {
+        let name = v.as_str().ok_or_else(|| err(f, "must be a string"))?;
+        self.names.iter().position(|p| p == name).ok_or_else(|| err(f, format!("unknown provider {name:?}")))
+    }
+
+    /// The verifier index of `provider` with `audiences`, shared by rules that name the same.
+    fn variant(&mut self, provider: usize, audiences: Vec<String>) -> usize {
+        let v = AudienceVariant { provider, audiences };
+        let k = self.list.iter().position(|x| *x == v).unwrap_or_else(|| {
+            self.list.push(v);
+            self.list.len() - 1
+        });
+        self.names.len() + k
+    }
+}
+
+fn compile_rule(field: &str, rr: RawRule, providers: &mut Variants<'_>) -> Result<Rule, ConfigError> {
+    let matcher = compile_match(field, rr.matcher)?;
     let requires = match rr.requires {
         None => None,
         Some(v) => Some(compile_requirement(&format!("{field}.requires"), &v, providers)?),
     };
-    if requires.is_none() && !rr.scopes.is_empty() {
-        return Err(err(format!("{field}.scopes"), "scopes need a `requires` on the same rule"));
+    for (name, used) in [
+        ("scopes", !rr.scopes.is_empty()),
+        ("claims", !rr.claims.is_empty()),
+        ("principals", !rr.principals.is_empty()),
+        ("not_principals", !rr.not_principals.is_empty()),
+    ] {
+        if requires.is_none() && used {
+            return Err(err(format!("{field}.{name}"), format!("{name} need a `requires` on the same rule")));
+        }
     }
     if rr.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || !is_quoted_string_safe(s)) {
         return Err(err(format!("{field}.scopes"), "scopes must be non-empty printable ASCII without spaces"));
     }
-    if requires.is_none() && !rr.claims.is_empty() {
-        return Err(err(format!("{field}.claims"), "claims need a `requires` on the same rule"));
-    }
     let claims = compile_claim_rules(&format!("{field}.claims"), rr.claims)?;
-    Ok(Rule { matcher: RouteMatch { path, methods }, requires, scopes: rr.scopes, claims })
+    let principals = principal_patterns(&format!("{field}.principals"), &rr.principals)?;
+    let not_principals = principal_patterns(&format!("{field}.not_principals"), &rr.not_principals)?;
+    Ok(Rule { matcher, requires, scopes: rr.scopes, claims, principals, not_principals })
 }
 
-fn compile_requirement(field: &str, v: &Value, providers: &[String]) -> Result<Requirement, ConfigError> {
+fn compile_requirement(field: &str, v: &Value, providers: &mut Variants<'_>) -> Result<Requirement, ConfigError> {
     let obj = v.as_object().ok_or_else(|| err(field, "must be an object"))?;
     if obj.len() != 1 {
-        return Err(err(field, "must have exactly one of provider_name, requires_any, requires_all, allow_missing, allow_missing_or_failed"));
+        return Err(err(
+            field,
+            "must have exactly one of provider_name, provider_and_audiences, requires_any, requires_all, \
+             allow_missing, allow_missing_or_failed",
+        ));
     }
     let Some((key, inner)) = obj.iter().next() else {
         return Err(err(field, "must not be empty"));
     };
     let f = format!("{field}.{key}");
     match key.as_str() {
-        "provider_name" => {
-            let name = inner.as_str().ok_or_else(|| err(&f, "must be a string"))?;
-            providers
-                .iter()
-                .position(|p| p == name)
-                .map(Requirement::Provider)
-                .ok_or_else(|| err(&f, format!("unknown provider {name:?}")))
+        "provider_name" => providers.provider(&f, inner).map(Requirement::Provider),
+        "provider_and_audiences" => {
+            let o = inner.as_object().ok_or_else(|| err(&f, "must be an object"))?;
+            if let Some(extra) = o.keys().find(|k| *k != "provider_name" && *k != "audiences") {
+                return Err(err(&f, format!("unknown field `{extra}`, expected `provider_name` or `audiences`")));
+            }
+            let provider =
+                providers.provider(&format!("{f}.provider_name"), o.get("provider_name").unwrap_or(&Value::Null))?;
+            let af = format!("{f}.audiences");
+            let list = o.get("audiences").and_then(Value::as_array).ok_or_else(|| err(&af, "must be a list"))?;
+            if list.is_empty() {
+                return Err(err(&af, "must list at least one audience"));
+            }
+            let mut audiences = Vec::with_capacity(list.len());
+            for (i, a) in list.iter().enumerate() {
+                match a.as_str() {
+                    Some(a) if !a.is_empty() && is_quoted_string_safe(a) && !a.contains(['*', '{', '}']) => {
+                        audiences.push(a.to_string())
+                    }
+                    _ => {
+                        return Err(err(
+                            format!("{af}[{i}]"),
+                            "must be a non-empty printable audience, compared exactly",
+                        ))
+                    }
+                }
+            }
+            Ok(Requirement::Provider(providers.variant(provider, audiences)))
         }
         "requires_any" | "requires_all" => {
             let inner_obj = inner.as_object().ok_or_else(|| err(&f, "must be an object"))?;

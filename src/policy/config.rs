@@ -5,6 +5,7 @@ use jsonwebtoken::Algorithm;
 
 pub use super::claim_rule::{ClaimRule, Pattern};
 pub use super::issuer::{IssuerMismatch, IssuerTemplate, Issuers, Tenants};
+pub use super::route_match::{HeaderCondition, HeaderTest, PathMatch, PrincipalPattern, RouteMatch};
 use crate::jwks::KeySet;
 use crate::token::vocabulary::JoseAlg;
 
@@ -63,6 +64,41 @@ pub fn normalize_authority(scheme: &str, authority: &str) -> Option<String> {
     Some(lower.strip_suffix(default_port).map(str::to_string).unwrap_or(lower))
 }
 
+impl Config {
+    /// What judges `Requirement::Provider(v)`: provider `v`, or past the providers an audience
+    /// variant of one. The provider's index and the audiences to check.
+    pub fn verifier(&self, v: usize) -> (usize, &[String]) {
+        match v.checked_sub(self.providers.len()).and_then(|k| self.audience_variants.get(k)) {
+            Some(variant) => (variant.provider, &variant.audiences),
+            None => (v, self.providers.get(v).map_or(&[][..], |p| &p.audiences)),
+        }
+    }
+
+    pub fn verifier_count(&self) -> usize {
+        self.providers.len() + self.audience_variants.len()
+    }
+
+    /// What `check-config` and the plugin's start-up warn about: accepted, but probably not meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.providers {
+            if p.allow_any_audience && p.id_token_audiences.is_empty() && p.require_typ.is_none() {
+                out.push(format!(
+                    "providers.{}: allow_any_audience with neither id_token_audiences nor require_typ: an ID token \
+                     is then told from an access token by its claims ({}) alone",
+                    p.name,
+                    if p.id_token_claims.is_empty() {
+                        "none configured".to_string()
+                    } else {
+                        p.id_token_claims.join(", ")
+                    }
+                ));
+            }
+        }
+        out
+    }
+}
+
 pub(super) fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), message: message.into() }
 }
@@ -104,6 +140,16 @@ pub struct Config {
     /// jwt_authn's field, on by default as Istio sets it: a CORS preflight carries no
     /// credentials (Fetch standard), so judging it would only block the browser's real request.
     pub bypass_cors_preflight: bool,
+    /// The `provider_and_audiences` of the rules: providers judged with other audiences.
+    pub audience_variants: Vec<AudienceVariant>,
+}
+
+/// jwt_authn's `provider_and_audiences`: a provider whose tokens a rule checks against its own
+/// audiences. It has a verified-token cache of its own (a verdict depends on the audiences).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceVariant {
+    pub provider: usize,
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,8 +158,11 @@ pub struct Provider {
     /// Always set from configuration (`issuer` or `issuers` is required there); `None` means
     /// "not checked", as in jwt_authn, and is only used to run peer test vectors through the core.
     pub issuers: Option<Issuers>,
-    /// Never empty from configuration; empty means "any audience", as in jwt_authn.
+    /// Empty means "any audience", as in jwt_authn: from configuration only with
+    /// `allow_any_audience`, which says so explicitly.
     pub audiences: Vec<String>,
+    /// Said explicitly in configuration: the audience is not checked (`audiences` is empty).
+    pub allow_any_audience: bool,
     pub keys: KeySource,
     pub extraction: Extraction,
     pub forward: bool,
@@ -264,24 +313,16 @@ pub struct Rule {
     pub scopes: Vec<String>,
     /// All must hold for one verified token.
     pub claims: Vec<ClaimRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteMatch {
-    pub path: PathMatch,
-    /// Upper-cased; empty matches every method.
-    pub methods: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
-    Prefix(String),
-    Exact(String),
+    /// One must match the verified token's `<iss>/<sub>`, when not empty.
+    pub principals: Vec<PrincipalPattern>,
+    /// None may match it.
+    pub not_principals: Vec<PrincipalPattern>,
 }
 
 /// jwt_authn's `JwtRequirement`, with providers resolved to indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
+    /// A verifier (`Config::verifier`): a provider, or a provider with a rule's audiences.
     Provider(usize),
     Any(Vec<Requirement>),
     All(Vec<Requirement>),

@@ -6,6 +6,7 @@ mod compile;
 mod config;
 pub mod duration;
 pub mod issuer;
+pub mod route_match;
 mod wire;
 
 pub use config::*;

@@ -27,7 +27,10 @@ pub(super) struct RawProvider {
     pub(super) issuers: Option<Vec<String>>,
     #[serde(default)]
     pub(super) tenants: Option<Vec<String>>,
+    #[serde(default)]
     pub(super) audiences: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_any_audience: bool,
     #[serde(default)]
     pub(super) remote_jwks: Option<RawRemoteJwks>,
     #[serde(default)]
@@ -158,6 +161,10 @@ pub(super) struct RawRule {
     /// Each entry is read on its own, so an error names `claims[i]`.
     #[serde(default)]
     pub(super) claims: Vec<Value>,
+    #[serde(default)]
+    pub(super) principals: Vec<String>,
+    #[serde(default)]
+    pub(super) not_principals: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,5 +188,34 @@ pub(super) struct RawMatch {
     #[serde(default)]
     pub(super) path: Option<String>,
     #[serde(default)]
+    pub(super) path_separated_prefix: Option<String>,
+    #[serde(default)]
+    pub(super) suffix: Option<String>,
+    #[serde(default)]
     pub(super) methods: Vec<String>,
+    /// Each entry is read on its own, so an error names `headers[i]`.
+    #[serde(default)]
+    pub(super) headers: Vec<Value>,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) not_hosts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaderMatcher {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) exact_match: Option<String>,
+    #[serde(default)]
+    pub(super) prefix_match: Option<String>,
+    #[serde(default)]
+    pub(super) suffix_match: Option<String>,
+    #[serde(default)]
+    pub(super) contains_match: Option<String>,
+    #[serde(default)]
+    pub(super) present_match: Option<bool>,
+    #[serde(default)]
+    pub(super) invert_match: bool,
 }

@@ -8,7 +8,7 @@ use crate::refresh::fetch_error::FetchError;
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 35] = [
+pub const REASONS: [&str; 36] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -30,6 +30,7 @@ pub const REASONS: [&str; 35] = [
     "lifetime",
     "client",
     "scope",
+    "principal",
     "claim",
     "dpop_proof",
     "dpop_mismatch",
@@ -55,6 +56,8 @@ pub enum Metric {
     Denied(&'static str),
     /// Requests a provider's verified token let through.
     ProviderAllowed(usize),
+    /// Of those, the ones whose audience was not checked (`allow_any_audience`).
+    AudienceUnchecked(usize),
     /// Requests refused on a provider's verdict, by reason.
     ProviderDenied(usize, &'static str),
     /// Requests paused to wait for keys.
@@ -88,6 +91,7 @@ impl Metric {
             Metric::Paused => "jwt_guard.requests.paused".to_string(),
             Metric::Preflight => "jwt_guard.requests.preflight".to_string(),
             Metric::ProviderAllowed(i) => format!("jwt_guard.provider.{}.allowed", p(i)),
+            Metric::AudienceUnchecked(i) => format!("jwt_guard.provider.{}.audience_unchecked", p(i)),
             Metric::ProviderDenied(i, r) => format!("jwt_guard.provider.{}.denied.{r}", p(i)),
             Metric::JwksFetchSuccess(i) => format!("jwt_guard.provider.{}.jwks_fetch.success", p(i)),
             Metric::JwksFetchFailure(i) => format!("jwt_guard.provider.{}.jwks_fetch.failure", p(i)),
@@ -105,7 +109,7 @@ impl Metric {
     /// request path counts several metrics per request.
     pub fn index(&self, provider_count: usize) -> Option<usize> {
         const GLOBAL: usize = 3 + REASONS.len();
-        const PER_PROVIDER: usize = 1 + REASONS.len() + 7 + CAUSES.len();
+        const PER_PROVIDER: usize = 1 + REASONS.len() + 8 + CAUSES.len();
         let reason = |r: &str| REASONS.iter().position(|x| *x == r);
         let cause = |c: &str| CAUSES.iter().position(|x| *x == c);
         let provider = |i: usize, offset: usize| (i < provider_count).then_some(GLOBAL + i * PER_PROVIDER + offset);
@@ -123,7 +127,8 @@ impl Metric {
             Metric::KeysLoaded(i) => provider(*i, 5 + REASONS.len()),
             Metric::JwksAgeSeconds(i) => provider(*i, 6 + REASONS.len()),
             Metric::CacheEntries(i) => provider(*i, 7 + REASONS.len()),
-            Metric::JwksFetchError(i, c) => cause(c).and_then(|k| provider(*i, 8 + REASONS.len() + k)),
+            Metric::AudienceUnchecked(i) => provider(*i, 8 + REASONS.len()),
+            Metric::JwksFetchError(i, c) => cause(c).and_then(|k| provider(*i, 9 + REASONS.len() + k)),
         }
     }
 
@@ -141,6 +146,7 @@ impl Metric {
                 Metric::KeysLoaded(i),
                 Metric::JwksAgeSeconds(i),
                 Metric::CacheEntries(i),
+                Metric::AudienceUnchecked(i),
             ]);
             out.extend(CAUSES.iter().map(|c| Metric::JwksFetchError(i, c)));
         }
@@ -191,7 +197,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 3 + 35 + 1 + 35 + 7 + 9);
+        assert_eq!(Metric::all(1).len(), 3 + 36 + 1 + 36 + 8 + 9);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

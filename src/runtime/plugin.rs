@@ -68,6 +68,9 @@ impl Plugin {
     pub fn configure(config: Config, host: &mut impl Host) -> Plugin {
         let owner = host.random();
         let now = host.now_ms().unwrap_or(0);
+        for w in config.warnings() {
+            warn!("jwt-guard: {w}");
+        }
         let mut plugin = Plugin::new(config, now, owner);
         plugin.define_metrics(host);
         for name in PROPERTIES {
@@ -228,13 +231,18 @@ impl Plugin {
                 }
                 for (i, v) in &verified {
                     self.count(Metric::ProviderAllowed(*i), 1);
+                    let any_audience = self.engine.config.providers[*i].allow_any_audience;
+                    if any_audience {
+                        self.count(Metric::AudienceUnchecked(*i), 1);
+                    }
                     debug!(
-                        "jwt-guard: allow provider={} kid={} iss={} tenant={} sub={}",
+                        "jwt-guard: allow provider={} kid={} iss={} tenant={} sub={}{}",
                         self.engine.config.providers[*i].name,
                         v.kid.as_deref().unwrap_or("-"),
                         v.iss.as_deref().unwrap_or("-"),
                         v.tenant.as_deref().unwrap_or("-"),
-                        v.sub.as_deref().unwrap_or("-")
+                        v.sub.as_deref().unwrap_or("-"),
+                        if any_audience { " aud=unchecked" } else { "" }
                     );
                 }
                 if let Some(s) = state_failed {

@@ -3,6 +3,7 @@
 
 mod authn;
 mod claims;
+mod conditions;
 mod crypto;
 mod decision;
 mod deny;

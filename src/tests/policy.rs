@@ -23,7 +23,7 @@ fn the_issue_example_parses() {
     let text = include_str!("../../envoy/example-config.json");
     let c = Config::parse(text.as_bytes()).unwrap();
     assert_eq!(c.realm, "api");
-    assert_eq!(c.rules.as_ref().unwrap().len(), 6);
+    assert_eq!(c.rules.as_ref().unwrap().len(), 9);
     assert_eq!(c.providers[0].claim_to_headers[0].header_name, "x-jwt-sub");
 }
 
@@ -130,7 +130,9 @@ fn every_requirement_form_parses() {
     assert_eq!(rules[1].requires, Some(Requirement::Any(vec![Requirement::Provider(0), Requirement::AllowMissing])));
     assert_eq!(rules[2].requires, Some(Requirement::All(vec![Requirement::Provider(0), Requirement::Provider(0)])));
     assert_eq!(rules[3].requires, Some(Requirement::AllowMissingOrFailed));
-    assert_eq!(rules[4].matcher, RouteMatch { path: PathMatch::Exact("/e".into()), methods: vec!["POST".into()] });
+    let e = &rules[4].matcher;
+    assert_eq!((&e.path, &e.methods), (&PathMatch::Exact("/e".into()), &vec!["POST".to_string()]));
+    assert!(e.headers.is_empty() && e.hosts.is_empty() && e.not_hosts.is_empty());
     assert_eq!(rules[4].scopes, vec!["x:y"]);
     assert_eq!(rules[5].requires, None);
 }
@@ -240,8 +242,12 @@ fn rule_errors() {
             "rules[0].requires.provider_name",
             "rules[0].requires.provider_name: unknown provider \"okta\"",
         ),
-        (json!([{"match": {}}]), "rules[0].match", "rules[0].match: exactly one of prefix and path"),
-        (json!([{"match": {"prefix": "/", "path": "/x"}}]), "rules[0].match", "exactly one of prefix and path"),
+        (
+            json!([{"match": {}}]),
+            "rules[0].match",
+            "rules[0].match: exactly one of prefix, path, path_separated_prefix and suffix",
+        ),
+        (json!([{"match": {"prefix": "/", "path": "/x"}}]), "rules[0].match", "exactly one of prefix, path,"),
         (json!([{"match": {"prefix": "x"}}]), "rules[0].match", "must start with `/`"),
         (json!([{"match": {"prefix": "/", "regex": ".*"}}]), "rules[0]", "rules[0]: unknown field `regex`"),
         (
