@@ -7,6 +7,7 @@ mod config;
 pub mod duration;
 pub mod issuer;
 pub mod route_match;
+mod rules;
 mod wire;
 
 pub use config::*;
