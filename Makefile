@@ -93,6 +93,8 @@ lint:
 unit:
 	cargo test --lib
 	cargo test --test layers
+	@# The docs against the code: fields, reasons, metrics, links and anchors.
+	cargo test --test docs
 
 conformance:
 	cargo test --test conformance -- --nocapture

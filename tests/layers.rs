@@ -1,5 +1,5 @@
 //! The architecture, checked: each folder of `src/` imports only the folders above it in
-//! LAYERS (the order of the README's tree), so there is no import cycle and no arrow runs
+//! LAYERS (the order of docs/architecture.md's tree), so there is no import cycle and no arrow runs
 //! back up; only `wasm/` names proxy-wasm.
 
 // Test code: a panic is a failed test.

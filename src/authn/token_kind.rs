@@ -1,5 +1,5 @@
 //! Access token or ID token? Providers mint both with the same keys and issuer, so only the
-//! token's own signals tell them apart. The order is fixed and documented (README, decision
+//! token's own signals tell them apart. The order is fixed and documented (docs/decisions.md, decision
 //! table): an explicit access-token `typ` wins over everything else.
 
 use crate::policy::Provider;

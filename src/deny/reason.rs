@@ -122,7 +122,7 @@ impl ErrorCode {
 }
 
 impl Reason {
-    /// One of each variant, in the order of the README's reason list. Tests, metrics and docs
+    /// One of each variant, in the order of the reason list in docs/operations.md. Tests, metrics and docs
     /// checks read this instead of keeping their own lists; `ordinal` is an exhaustive match,
     /// so a new variant does not compile until it has a place, and a test then wants it here.
     pub fn all() -> Vec<Reason> {

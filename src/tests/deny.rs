@@ -52,10 +52,10 @@ fn every_reason_has_a_status_a_string_and_a_description() {
 }
 
 #[test]
-fn the_readme_documents_every_reason() {
-    let readme = include_str!("../../README.md");
+fn the_decision_page_documents_every_reason() {
+    let readme = include_str!("../../docs/decisions.md");
     for r in Reason::all() {
-        assert!(readme.contains(&format!("`{}`", r.as_str())), "README lacks `{}`", r.as_str());
+        assert!(readme.contains(&format!("`{}`", r.as_str())), "docs/decisions.md lacks `{}`", r.as_str());
     }
 }
 

@@ -27,12 +27,12 @@ fn the_issue_example_parses() {
     assert_eq!(c.providers[0].claim_to_headers[0].header_name, "x-jwt-sub");
 }
 
-/// The README says the example uses every field: every field its tables name (dotted names
+/// docs/configuration.md says the example uses every field: every field its tables name (dotted names
 /// such as `remote_jwks.cache_duration` as nested keys) and every `requires` form.
 #[test]
 fn the_example_config_uses_every_field_the_readme_lists() {
     let example: Value = serde_json::from_str(include_str!("../../envoy/example-config.json")).unwrap();
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/configuration.md");
     fn has_path(v: &Value, path: &[&str]) -> bool {
         match path.split_first() {
             None => true,
