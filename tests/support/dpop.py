@@ -1,6 +1,6 @@
 """A DPoP client key (RFC 9449): its public JWK, RFC 7638 thumbprint (`cnf.jkt`) and proofs.
 
-As a script it makes one proof, for trying jwt-guard with curl (README: Sender-constrained
+As a script it makes one proof, for trying jwt-guard with curl (docs/sender-constrained.md: Sender-constrained
 tokens):
 
     python tests/support/dpop.py --key client.pem --method GET --url https://api.example.com/items --token "$AT"
