@@ -9,6 +9,7 @@
 //! faster one). This file adds the PKCS#1 v1.5 encoding check (RFC 8017 §8.2.2) and the PSS
 //! one (§9.1.2): `rsa` 0.9 checks PSS on its general-purpose bignum, about 12 times slower in V8.
 
+pub use super::big_endian::strip_leading_zeros;
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Encoding, Limb, Uint, U2048, U3072, U4096};
 use jsonwebtoken::Algorithm;
@@ -122,12 +123,6 @@ fn bit_length(n: &[u8]) -> usize {
         [] => 0,
         [top, rest @ ..] => 8 * rest.len() + (8 - top.leading_zeros() as usize),
     }
-}
-
-/// A big-endian integer without its leading zero bytes (JWK `n` and `e` may carry them).
-pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
 }
 
 impl PublicKey {

@@ -53,7 +53,7 @@ pub struct Modulus {
 impl Modulus {
     /// `None` unless `n` (big-endian, leading zeros allowed) is odd and 2048 to 4096 bits long.
     pub fn new(n: &[u8]) -> Option<Modulus> {
-        let be = super::rsa::strip_leading_zeros(n).to_vec();
+        let be = super::big_endian::strip_leading_zeros(n).to_vec();
         let bits = (be.len() * 8).checked_sub(be.first()?.leading_zeros() as usize)?;
         if !(MIN_BITS..=MAX_BITS).contains(&bits) || be.last()? & 1 == 0 {
             return None;

@@ -209,7 +209,7 @@ impl Host for ProxyHost {
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
         let headers =
             vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
-        super::bindings::dispatch_http_call(cluster, headers, Duration::from_millis(timeout_ms))
+        dispatch_http_call(cluster, headers, Duration::from_millis(timeout_ms))
     }
 
     fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>> {
@@ -356,4 +356,14 @@ impl Host for ProxyHost {
         // SAFETY: no pointers.
         check(unsafe { proxy_record_metric(id, value) })
     }
+}
+
+/// The SDK's `dispatch_http_call`, which registers the call with its dispatcher (see the top).
+fn dispatch_http_call(
+    cluster: &str,
+    headers: Vec<(&str, &str)>,
+    timeout: Duration,
+) -> Result<u32, crate::runtime::host::HostStatus> {
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout)
+        .map_err(|s| crate::runtime::host::HostStatus(s as u32))
 }

@@ -137,13 +137,3 @@ fn crash_if_asked(host: &ProxyHost) {
         panic!("jwt-guard: crash requested by x-jwt-guard-test-crash (crash-test build)");
     }
 }
-
-/// The SDK's `dispatch_http_call`, which registers the call with its dispatcher (see `abi`).
-pub(super) fn dispatch_http_call(
-    cluster: &str,
-    headers: Vec<(&str, &str)>,
-    timeout: Duration,
-) -> Result<u32, crate::runtime::host::HostStatus> {
-    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout)
-        .map_err(|s| crate::runtime::host::HostStatus(s as u32))
-}
