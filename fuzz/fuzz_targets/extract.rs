@@ -1,6 +1,6 @@
 //! Token extraction from arbitrary paths, header values and cookies.
 #![no_main]
-use jwt_guard::decision::extractor::{extract, remove_cookie, remove_query_param};
+use jwt_guard::decision::extractor::{find_checked_token, remove_cookie, remove_query_param};
 use jwt_guard::policy::{Extraction, HeaderSource};
 use libfuzzer_sys::fuzz_target;
 
@@ -23,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let headers: Vec<(&str, &[u8])> =
         vec![("authorization", auth), ("x-token", custom), ("cookie", cookie), ("authorization", custom)];
-    let _ = extract(&ex, &path, &headers);
-    let _ = extract(&ex, &path, &headers[..3]);
+    let _ = find_checked_token(&ex, &path, &headers);
+    let _ = find_checked_token(&ex, &path, &headers[..3]);
     let _ = remove_query_param(&path, "access_token");
     let _ = remove_cookie(&String::from_utf8_lossy(cookie), "session");
 });

@@ -1,6 +1,6 @@
 //! Signature verification: every candidate key the key set selects is tried (at most
-//! `jwks::MAX_CANDIDATES`), and the token passes if one verifies. The crypto is jsonwebtoken's (rust_crypto), with the faster RSA
-//! and ES256 verifiers of `crypto_provider`.
+//! `jwks::MAX_CANDIDATES`), and the token passes if one verifies. The crypto is `crypto::provider`: our RSA
+//! and ECDSA verifiers, RustCrypto's for EdDSA and HMAC.
 
 use crate::crypto;
 use crate::deny::Reason;

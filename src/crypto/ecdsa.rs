@@ -1,4 +1,4 @@
-//! Faster ES256 and ES384 verification, used by `crypto_provider` for keys prepared when their
+//! Faster ES256 and ES384 verification, used by `crypto::provider` for keys prepared when their
 //! key set is adopted.
 //!
 //! Why: the RustCrypto verifiers compute `u1·G + u2·Q` as two constant-time scalar

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::authn::Verified;
-use crate::decision::extractor::{extract_unchecked, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::decision::extractor::{find_token, remove_cookie, remove_query_param, Found, Headers, Location};
 use crate::decision::grants::check_grants;
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
@@ -237,7 +237,7 @@ impl Engine {
             .config
             .providers
             .iter()
-            .map(|p| match extract_unchecked(&p.extraction, req.path, req.headers) {
+            .map(|p| match find_token(&p.extraction, req.path, req.headers) {
                 Ok(f) => f,
                 Err(_) => {
                     if !p.forward {

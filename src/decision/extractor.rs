@@ -34,9 +34,10 @@ pub fn header_text<'h>(headers: &Headers<'h>, name: &str) -> Option<&'h str> {
     header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// Returns the one token the extraction finds, `None` if there is none, or a 400 reason.
-pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
-    let found = extract_unchecked(ex, path, headers)?;
+/// `find_token`, with the token's characters checked at once (the request path defers that check
+/// until it knows the token is not a cached, verified one).
+pub fn find_checked_token(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
+    let found = find_token(ex, path, headers)?;
     if let Some(f) = &found {
         f.check()?;
     }
@@ -45,7 +46,7 @@ pub fn extract(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Opt
 
 impl Found {
     /// The character check of a header token (RFC 6750 §2.1 b64token), which
-    /// `extract_unchecked` leaves to the caller: a token already verified (in the cache) is a
+    /// `find_token` leaves to the caller: a token already verified (in the cache) is a
     /// JWS, base64url and dots, and passes it by construction, so a cache hit can skip it.
     pub fn check(&self) -> Result<(), Reason> {
         match self.location {
@@ -57,8 +58,9 @@ impl Found {
     }
 }
 
-/// `extract` without `Found::check`.
-pub fn extract_unchecked(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
+/// The one token the extraction finds, `None` if there is none, or a 400 reason. Its characters
+/// are not checked yet: see `Found::check`.
+pub fn find_token(ex: &Extraction, path: &str, headers: &Headers<'_>) -> Result<Option<Found>, Reason> {
     let mut found: Option<Found> = None;
     let mut keep = |f: Found| -> Result<(), Reason> {
         if found.is_some() {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
-use crate::decision::extractor::{extract_unchecked, Found};
+use crate::decision::extractor::{find_token, Found};
 use crate::decision::sender::check_sender;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::Reason;
@@ -46,7 +46,7 @@ impl Evaluation<'_, '_, '_> {
         }
         let (base, audiences) = self.config.verifier(i);
         let provider = &self.config.providers[base];
-        let o = match extract_unchecked(&provider.extraction, self.req.path, self.req.headers) {
+        let o = match find_token(&provider.extraction, self.req.path, self.req.headers) {
             Err(r) => ProviderOutcome::Failed(r),
             Ok(None) => ProviderOutcome::Missing,
             Ok(Some(found)) => {

@@ -93,8 +93,9 @@ pub enum Reason {
 /// RFC 6750 §3.1 error codes, plus the two responses RFC 6750 does not cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
-    /// 401 without an error attribute (RFC 6750 §3.1: no credentials, no error code).
-    None,
+    /// 401 without an error attribute (RFC 6750 §3.1: no credentials, no error code); the
+    /// body says `missing_token`.
+    MissingToken,
     InvalidRequest,
     InvalidToken,
     InsufficientScope,
@@ -110,7 +111,7 @@ impl ErrorCode {
     /// The `error` value of the JSON body.
     pub fn body_code(self) -> &'static str {
         match self {
-            ErrorCode::None => "missing_token",
+            ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
@@ -270,7 +271,7 @@ impl Reason {
 
     pub fn status(&self) -> u32 {
         match self.error_code() {
-            ErrorCode::None | ErrorCode::InvalidToken => 401,
+            ErrorCode::MissingToken | ErrorCode::InvalidToken => 401,
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
             ErrorCode::Unavailable => 503,
@@ -280,7 +281,7 @@ impl Reason {
 
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            Reason::Missing => ErrorCode::None,
+            Reason::Missing => ErrorCode::MissingToken,
             Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Reason::Scope(_) | Reason::Principal | Reason::Claim(_) => ErrorCode::InsufficientScope,
             Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,

@@ -80,7 +80,7 @@ pub fn for_reason(
         Protocol::Grpc => vec![],
     };
     let challenge = match code {
-        ErrorCode::None => Some(head),
+        ErrorCode::MissingToken => Some(head),
         ErrorCode::InvalidRequest | ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof => {
             Some(format!("{head}, error=\"{}\", error_description=\"{}\"", code.body_code(), quoted(&description)))
         }

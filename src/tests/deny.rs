@@ -5,7 +5,7 @@ use crate::deny::*;
 #[test]
 fn statuses_follow_rfc6750() {
     assert_eq!(Reason::Missing.status(), 401);
-    assert_eq!(Reason::Missing.error_code(), ErrorCode::None);
+    assert_eq!(Reason::Missing.error_code(), ErrorCode::MissingToken);
     assert_eq!(Reason::InvalidRequest("x").status(), 400);
     assert_eq!(Reason::Scope("a".into()).status(), 403);
     assert_eq!(Reason::KeysUnavailable.status(), 503);

@@ -16,7 +16,7 @@ fn h<'a>(pairs: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> {
 }
 
 fn run(path: &str, headers: &[(&str, &[u8])]) -> Result<Option<Found>, Reason> {
-    extract(&default_ex(), path, &h(headers))
+    find_checked_token(&default_ex(), path, &h(headers))
 }
 
 fn token(path: &str, headers: &[(&str, &[u8])]) -> String {
@@ -68,8 +68,8 @@ fn custom_header_without_prefix() {
         headers: vec![HeaderSource { name: "x-token".into(), value_prefix: None }],
         ..Extraction::default()
     };
-    assert_eq!(extract(&ex, "/", &h(&[("x-token", b"abc")])).unwrap().unwrap().token, "abc");
-    assert!(extract(&ex, "/", &h(&[("x-token", b"")])).is_err());
+    assert_eq!(find_checked_token(&ex, "/", &h(&[("x-token", b"abc")])).unwrap().unwrap().token, "abc");
+    assert!(find_checked_token(&ex, "/", &h(&[("x-token", b"")])).is_err());
 }
 
 #[test]
@@ -141,5 +141,9 @@ fn the_dpop_scheme_is_a_token_that_needs_a_proof() {
     assert!(run("/", &[("authorization", b"DPoP a"), ("authorization", b"Bearer b")]).is_err(), "two tokens");
     assert!(run("/", &[("authorization", b"DPoP ")]).is_err(), "empty");
     let off = Extraction { dpop: None, ..default_ex() };
-    assert_eq!(extract(&off, "/", &h(&[("authorization", b"DPoP abc")])).unwrap(), None, "DPoP disabled: not a token");
+    assert_eq!(
+        find_checked_token(&off, "/", &h(&[("authorization", b"DPoP abc")])).unwrap(),
+        None,
+        "DPoP disabled: not a token"
+    );
 }

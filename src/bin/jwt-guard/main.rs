@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_guard::authn::token_kind::{classify, IdSignal, Kind};
 use jwt_guard::authn::{authenticate_traced, Check, Tracer};
-use jwt_guard::decision::extractor::extract_unchecked;
+use jwt_guard::decision::extractor::find_token;
 use jwt_guard::decision::route::find_rule;
 use jwt_guard::decision::{Engine, Outcome, Request};
 use jwt_guard::jwks::KeySet;
@@ -286,7 +286,7 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             p.issuers.as_ref().map(|i| i.describe()).unwrap_or_else(|| "-".to_string()),
             if p.allow_any_audience { "any, unchecked".to_string() } else { p.audiences.join(", ") }
         );
-        let token = match extract_unchecked(&p.extraction, &path, &headers) {
+        let token = match find_token(&p.extraction, &path, &headers) {
             Ok(Some(found)) => found.token,
             Ok(None) => {
                 println!("  no token in this provider's places (headers, parameters, cookies)");
