@@ -63,7 +63,15 @@ impl Config {
             }
         }
         let bypass_cors_preflight = raw.bypass_cors_preflight.unwrap_or(true);
-        Ok(Config { providers, realm, rules, protected_headers, bypass_cors_preflight, audience_variants })
+        Ok(Config {
+            providers,
+            realm,
+            rules,
+            protected_headers,
+            bypass_cors_preflight,
+            audience_variants,
+            filter_state: raw.filter_state,
+        })
     }
 }
 

@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     pub(super) rules: Option<Vec<Value>>,
     #[serde(default)]
     pub(super) bypass_cors_preflight: Option<bool>,
+    #[serde(default)]
+    pub(super) filter_state: bool,
 }
 
 #[derive(Deserialize)]

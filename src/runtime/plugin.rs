@@ -73,7 +73,7 @@ impl Plugin {
         }
         let mut plugin = Plugin::new(config, now, owner);
         plugin.define_metrics(host);
-        for name in PROPERTIES {
+        for name in PROPERTIES.iter().filter(|_| plugin.engine.config.filter_state) {
             // Undeclared, Envoy still stores it, as bytes its logs show in base64.
             if let Err(s) = host.declare_string_property(name) {
                 debug!("jwt-guard: could not declare the filter-state property {name} as a string: {s}");
@@ -209,7 +209,8 @@ impl Plugin {
         }
         // Before the refusal is sent or the request goes on, so logs and RBAC see it.
         let mut state_failed = None;
-        for (name, value) in filter_state(&outcome) {
+        let state = if self.engine.config.filter_state { filter_state(&outcome) } else { Vec::new() };
+        for (name, value) in state {
             if let Err(s) = host.set_property(name, value) {
                 state_failed.get_or_insert(s);
             }

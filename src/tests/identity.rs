@@ -67,7 +67,7 @@ fn property(host: &FakeHost, id: u32, name: &str) -> Option<String> {
 
 #[test]
 fn filter_state_carries_the_principal_and_every_decision_s_reason() {
-    let rules = json!({"rules": [{"match": {"prefix": "/open"}},
+    let rules = json!({"filter_state": true, "rules": [{"match": {"prefix": "/open"}},
                                  {"match": {"prefix": "/admin"}, "requires": {"provider_name": "p"},
                                   "claims": [{"name": "groups", "values": ["admins"]}]},
                                  {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]});
@@ -135,7 +135,7 @@ fn a_failed_set_property_fails_closed_and_a_failed_declaration_does_not() {
     for status in HostStatus::ALL {
         let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
         host.failing.insert("declare_string_property", status);
-        let mut plugin = Plugin::configure(config_with(json!({}), json!({})), &mut host);
+        let mut plugin = Plugin::configure(config_with(json!({}), json!({"filter_state": true})), &mut host);
         plugin.on_tick(&mut host);
         let auth = format!("Bearer {}", access_token(json!({})));
         assert_eq!(arrive(&mut host, &mut plugin, 1, "/x", &[("authorization", &auth)]), Action::Continue);
@@ -145,4 +145,14 @@ fn a_failed_set_property_fails_closed_and_a_failed_declaration_does_not() {
         assert_eq!(arrive(&mut host, &mut plugin, 3, "/x", &[]), Action::Pause);
         assert_eq!(host.status(3), Some(401), "{status}: a refusal is still a refusal");
     }
+}
+
+#[test]
+fn filter_state_is_opt_in() {
+    let (mut plugin, mut host) = plugin(json!({}), json!({}));
+    assert!(host.declared.is_empty());
+    host.failing.insert("set_property", HostStatus::INTERNAL_FAILURE);
+    let auth = format!("Bearer {}", access_token(json!({})));
+    assert_eq!(arrive(&mut host, &mut plugin, 1, "/x", &[("authorization", &auth)]), Action::Continue);
+    assert!(host.requests[&1].properties.is_empty(), "no host call for filter state unless asked");
 }

@@ -16,6 +16,7 @@ from jwtguard_support import EchoUpstream, Envoy, Signer, free_port, request, wa
 def guard_config(signer):
     return {
         "realm": "api",
+        "filter_state": True,
         "providers": {"idp": {
             "issuer": ISSUER, "audiences": [API], "id_token_audiences": [CLIENT],
             "local_jwks": {"inline_string": json.dumps(signer.jwks())},
