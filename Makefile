@@ -26,8 +26,13 @@ build: wasm-target
 	cargo build --release --target wasm32-wasip1 --lib
 
 ## build-crash-test: a test-only build whose VM panics on request (e2e crash recovery); never shipped
+## (In the same target directory, so the dependency graph is compiled once: only jwt_guard is built
+## again, with the feature, copied aside, and built back without it.)
 build-crash-test: wasm-target
-	cargo build --release --target wasm32-wasip1 --lib --features crash-test --target-dir target/crash-test
+	cargo build --release --target wasm32-wasip1 --lib --features crash-test
+	mkdir -p target/crash-test/wasm32-wasip1/release
+	cp $(WASM) target/crash-test/wasm32-wasip1/release/jwt_guard.wasm
+	cargo build --release --target wasm32-wasip1 --lib
 
 ## cli: the jwt-guard command line (check-config, explain) at target/release/jwt-guard
 cli:
@@ -79,8 +84,16 @@ system-deps:
 run: build $(VENV)/.deps-installed envoy
 	$(PYTHON) tests/support/demo.py
 
-## test: lints, unit tests, conformance vectors, e2e tests in real Envoy
-test: lint unit conformance cli-test differential differential-v8 e2e
+## test: lints, unit tests, conformance vectors, e2e tests in real Envoy; prints each stage's time
+TEST_STAGES := lint unit conformance cli-test differential differential-v8 e2e
+test:
+	@mkdir -p target; : > target/test-times.txt; \
+	for stage in $(TEST_STAGES); do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$stage || exit 1; \
+		echo "$$stage: $$(( $$(date +%s) - start )) s" >> target/test-times.txt; \
+	done; \
+	echo "== make test: time per stage"; cat target/test-times.txt
 
 lint:
 	cargo fmt --check
@@ -117,8 +130,10 @@ differential-v8: wasm-target
 		node --no-warnings bench/v8.mjs $$exe --test-threads=1 --nocapture || exit 1; \
 	done
 
+## Two workers, each taking whole test modules (--dist loadfile), so a module's Envoys and fixtures
+## stay in one process; every Envoy listens on its own free ports.
 e2e: build build-crash-test cli deps system-deps
-	$(PYTHON) -m pytest tests/e2e -q
+	$(PYTHON) -m pytest tests/e2e -q -n 2 --dist loadfile
 
 ## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md
 bench: build $(VENV)/.deps-installed envoy
