@@ -7,4 +7,7 @@ pub mod payload_metadata;
 pub mod signature;
 pub mod token_kind;
 
-pub use authenticator::*;
+pub use authenticator::{
+    authenticate, authenticate_for, authenticate_traced, check_time, expired, scopes, Binding, Check, NoTrace, Tracer,
+    Verified, MAX_CLAIM_HEADER_BYTES,
+};

@@ -7,4 +7,4 @@ mod provider;
 pub mod rsa;
 pub mod rsa_montgomery;
 
-pub use provider::*;
+pub use provider::{prepare, verify, verify_once, Curve, Prepared};

@@ -13,4 +13,4 @@ pub mod route;
 pub mod sender;
 pub mod token_cache;
 
-pub use engine::*;
+pub use engine::{no_peer_certificate, Denial, Engine, Mutations, Outcome, Request};

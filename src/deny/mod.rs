@@ -4,5 +4,5 @@
 mod reason;
 pub mod response;
 
-pub use reason::*;
+pub use reason::{ErrorCode, Reason};
 pub use response::{Protocol, Scheme};

@@ -10,4 +10,12 @@ pub mod route_match;
 mod rules;
 mod wire;
 
-pub use config::*;
+pub use config::{
+    normalize_authority, normalize_origin, split_http_url, AudienceVariant, ClaimRule, ClaimToHeader, Config,
+    ConfigError, Dpop, DpopMode, Extraction, HeaderCondition, HeaderSource, HeaderTest, IssuerMismatch, IssuerTemplate,
+    Issuers, KeySource, PathMatch, Pattern, PrincipalPattern, Provider, RemoteJwks, Requirement, RouteMatch, Rule,
+    Tenants, DEFAULT_ALGORITHMS, DEFAULT_CACHE_DURATION_MS, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_DPOP_ALGORITHMS,
+    DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS, DEFAULT_DPOP_REPLAY_CACHE_SIZE, DEFAULT_ID_TOKEN_CLAIMS,
+    DEFAULT_JWT_CACHE_SIZE, DEFAULT_MAX_TOKEN_SIZE, DEFAULT_REALM, DEFAULT_STALE_IF_ERROR_MS, DEFAULT_TIMEOUT_MS,
+    DEFAULT_UNKNOWN_KID_REFETCH_INTERVAL_MS, PAYLOAD_HEADER,
+};

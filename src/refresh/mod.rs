@@ -5,4 +5,7 @@
 pub mod fetch_error;
 mod key_slot;
 
-pub use key_slot::*;
+pub use key_slot::{
+    backoff_ms, body_key, decode_body, encode_body, state_key, FetchRequest, KeySlot, SharedState, Step,
+    MAX_JWKS_BYTES, PROXY_TIMEOUT_MARGIN_MS,
+};

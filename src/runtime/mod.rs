@@ -9,4 +9,4 @@ pub mod metrics;
 mod plugin;
 mod telemetry;
 
-pub use plugin::*;
+pub use plugin::{unavailable, Action, Plugin, MAX_PENDING};

@@ -5,4 +5,7 @@ mod jws;
 pub mod protobuf;
 pub mod vocabulary;
 
-pub use jws::*;
+pub use jws::{
+    fingerprint, json_depth, parse, parse_claims, parse_header, shape, summarize, Claims, Header, Jwt, Shape, Summary,
+    MAX_JSON_DEPTH,
+};
