@@ -75,6 +75,18 @@ impl Config {
     }
 }
 
+/// The one rule for every audience a configuration names (a provider's, a rule's
+/// `provider_and_audiences`): printable, and compared exactly, so no pattern characters.
+pub(super) fn check_audience(field: &str, a: &str, hint: &str) -> Result<(), ConfigError> {
+    if a.is_empty() || !is_quoted_string_safe(a) {
+        return Err(err(field, "audiences must be non-empty printable ASCII"));
+    }
+    if a.contains(['*', '{', '}']) {
+        return Err(err(field, format!("is compared exactly, so `*`, `{{` and `}}` would never match: {hint}")));
+    }
+    Ok(())
+}
+
 /// RFC 6750 §3: attribute values are quoted-strings limited to %x20-21 / %x23-5B / %x5D-7E.
 pub fn is_quoted_string_safe(s: &str) -> bool {
     s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
@@ -100,16 +112,11 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         _ => {}
     }
     for (i, a) in rp.audiences.iter().enumerate() {
-        if a.is_empty() || !is_quoted_string_safe(a) {
-            return Err(err(format!("{field}.audiences[{i}]"), "audiences must be non-empty printable ASCII"));
-        }
-        if a.contains(['*', '{', '}']) {
-            return Err(err(
-                format!("{field}.audiences[{i}]"),
-                "is compared exactly, so `*`, `{` and `}` would never match: list each audience, or set \
-                 allow_any_audience: true (with no audiences) for tokens that name none",
-            ));
-        }
+        check_audience(
+            &format!("{field}.audiences[{i}]"),
+            a,
+            "list each audience, or set allow_any_audience: true (with no audiences) for tokens that name none",
+        )?;
     }
     let algorithms = match &rp.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::claim_rule::compile_claim_rules;
-use super::compile::is_quoted_string_safe;
+use super::compile::{check_audience, is_quoted_string_safe};
 use super::config::*;
 use super::route_match::{compile_match, principal_patterns};
 use super::wire::RawRule;
@@ -86,17 +86,10 @@ fn compile_requirement(field: &str, v: &Value, providers: &mut Variants<'_>) -> 
             }
             let mut audiences = Vec::with_capacity(list.len());
             for (i, a) in list.iter().enumerate() {
-                match a.as_str() {
-                    Some(a) if !a.is_empty() && is_quoted_string_safe(a) && !a.contains(['*', '{', '}']) => {
-                        audiences.push(a.to_string())
-                    }
-                    _ => {
-                        return Err(err(
-                            format!("{af}[{i}]"),
-                            "must be a non-empty printable audience, compared exactly",
-                        ))
-                    }
-                }
+                let f = format!("{af}[{i}]");
+                let a = a.as_str().ok_or_else(|| err(&f, "must be a string"))?;
+                check_audience(&f, a, "list each audience")?;
+                audiences.push(a.to_string());
             }
             Ok(Requirement::Provider(providers.variant(provider, audiences)))
         }
