@@ -6,15 +6,15 @@ use std::rc::Rc;
 
 use crate::authn::Verified;
 use crate::decision::extractor::{find_token, remove_cookie, remove_query_param, Found, Headers, Location};
-use crate::decision::grants::check_grants;
+use crate::decision::grants::{check_grants, grants_hold};
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
-use crate::decision::route::find_rule;
+use crate::decision::route::matching_rules;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
-use crate::policy::{Config, DpopMode, Requirement, Rule, PAYLOAD_HEADER};
+use crate::policy::{Config, DpopMode, Requirement, Rule, RuleAction, PAYLOAD_HEADER};
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -71,6 +71,13 @@ pub enum Outcome {
     },
 }
 
+/// What one matching rule made of the request: a verdict, or the next rule's turn (with the
+/// refusal of an unmet `allow` rule, answered if no later rule decides).
+enum Step {
+    Decided(Outcome),
+    Next(Option<Outcome>),
+}
+
 pub struct Engine {
     pub config: Config,
 }
@@ -102,28 +109,58 @@ impl Engine {
             };
         }
         let protocol = protocol(req.headers);
-        let n = self.config.providers.len();
-        let default_requirement;
-        let (requirement, rule): (Option<&Requirement>, Option<&Rule>) = match &self.config.rules {
-            None => {
-                default_requirement = if n == 1 {
-                    Requirement::Provider(0)
-                } else {
-                    Requirement::Any((0..n).map(Requirement::Provider).collect())
-                };
-                (Some(&default_requirement), None)
-            }
-            Some(rules) => match find_rule(rules, req.method, req.path, req.headers) {
-                None => return self.deny(Reason::NoRoute, None, protocol),
-                Some(rule) => (rule.requires.as_ref(), Some(rule)),
-            },
+        let Some(rules) = &self.config.rules else {
+            let n = self.config.providers.len();
+            let requirement = if n == 1 {
+                Requirement::Provider(0)
+            } else {
+                Requirement::Any((0..n).map(Requirement::Provider).collect())
+            };
+            return match self.judge(None, Some(&requirement), req, keys, now, caches, protocol) {
+                Step::Decided(outcome) => outcome,
+                Step::Next(refusal) => refusal.unwrap_or_else(|| self.deny(Reason::NoRoute, None, protocol)),
+            };
         };
+        // An unmet `allow` rule's refusal is kept: if no later rule decides, it is the answer.
+        let mut unmet: Option<Outcome> = None;
+        for rule in matching_rules(rules, req.method, req.path, req.headers) {
+            match self.judge(Some(rule), rule.requires.as_ref(), req, keys, now, caches, protocol) {
+                Step::Decided(outcome) => return outcome,
+                Step::Next(refusal) => {
+                    if unmet.is_none() {
+                        unmet = refusal;
+                    }
+                }
+            }
+        }
+        unmet.unwrap_or_else(|| self.deny(Reason::NoRoute, None, protocol))
+    }
+
+    /// One matching rule: `requires` authenticates (its failure always refuses), then the
+    /// rule's action reads its conditions.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        rule: Option<&Rule>,
+        requirement: Option<&Requirement>,
+        req: &Request<'_>,
+        keys: &[KeyState<'_>],
+        now: u64,
+        caches: &mut [TokenCache],
+        protocol: Protocol,
+    ) -> Step {
+        let action = rule.map_or(RuleAction::Require, |r| r.action);
         let Some(requirement) = requirement else {
-            return Outcome::Allow {
+            // Without `requires` a rule has no conditions (the config refuses them), so a
+            // `deny` rule refuses everything it matches.
+            if action == RuleAction::Deny {
+                return Step::Decided(self.deny(Reason::Denied, None, protocol));
+            }
+            return Step::Decided(Outcome::Allow {
                 mutations: self.unchecked_route_mutations(req),
                 verified: Vec::new(),
                 preflight: false,
-            };
+            });
         };
         let mut ev = Evaluation {
             config: &self.config,
@@ -140,8 +177,8 @@ impl Engine {
         let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
         let dpop_sent = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).is_some_and(|f| f.dpop);
         match result {
-            Eval::Wait => Outcome::WaitForKeys { refetch: ev.refetch, protocol },
-            Eval::Fail(reason, p) => self.refuse(reason, p, judged(p), dpop_sent(p), protocol),
+            Eval::Wait => Step::Decided(Outcome::WaitForKeys { refetch: ev.refetch, protocol }),
+            Eval::Fail(reason, p) => Step::Decided(self.refuse(reason, p, judged(p), dpop_sent(p), protocol)),
             Eval::Ok => {
                 // By provider: a provider judged with a rule's audiences is still that provider.
                 let mut verified: Vec<(usize, Rc<Verified>)> = Vec::new();
@@ -151,15 +188,30 @@ impl Engine {
                         verified.push((base, v.clone()));
                     }
                 }
+                let principal = || verified.iter().find_map(|(_, v)| v.principal.clone());
+                if action == RuleAction::Deny {
+                    let Some(rule) = rule else { return Step::Next(None) };
+                    if !grants_hold(&self.config, rule, &verified) {
+                        return Step::Next(None);
+                    }
+                    let mut refusal = self.deny(Reason::Denied, verified.first().map(|(i, _)| *i), protocol);
+                    if let Outcome::Deny(d) = &mut refusal {
+                        d.principal = principal();
+                    }
+                    return Step::Decided(refusal);
+                }
                 if let Err((reason, p)) = check_grants(&self.config, rule, &verified) {
                     let mut refusal = self.refuse(reason, p, judged(p), dpop_sent(p), protocol);
                     if let Outcome::Deny(d) = &mut refusal {
-                        d.principal = verified.iter().find_map(|(_, v)| v.principal.clone());
+                        d.principal = principal();
                     }
-                    return refusal;
+                    return match action {
+                        RuleAction::Allow => Step::Next(Some(refusal)),
+                        _ => Step::Decided(refusal),
+                    };
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
-                Outcome::Allow { mutations, verified, preflight: false }
+                Step::Decided(Outcome::Allow { mutations, verified, preflight: false })
             }
         }
     }

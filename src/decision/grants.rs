@@ -55,3 +55,23 @@ pub(super) fn check_grants(
     }
     Err(refusal.unwrap_or((Reason::Missing, None)))
 }
+
+/// A `deny` rule's conditions, with Istio's DENY semantics: they hold for some verified token,
+/// or, without one, when only negative conditions are set (a request without a principal
+/// matches `notRequestPrincipals`, a missing claim passes `notValues`).
+pub(super) fn grants_hold(config: &Config, rule: &Rule, verified: &[(usize, Rc<Verified>)]) -> bool {
+    let holds = |provider: Option<usize>, v: Option<&Verified>| {
+        let (iss, sub) = (v.and_then(|v| v.iss.as_deref()), v.and_then(|v| v.sub.as_deref()));
+        let scopes = rule.scopes.iter().all(|s| v.is_some_and(|v| v.scopes.contains(s)));
+        let principals = (rule.principals.is_empty() || rule.principals.iter().any(|p| p.matches(iss, sub)))
+            && !rule.not_principals.iter().any(|p| p.matches(iss, sub));
+        let empty = serde_json::Map::new();
+        let claims = v.and_then(|v| v.claims.as_ref()).unwrap_or(&empty);
+        let delimited = provider.map_or(&[][..], |i| &config.providers[i].space_delimited_claims[..]);
+        scopes && principals && first_unmet(&rule.claims, claims, delimited).is_none()
+    };
+    if verified.is_empty() {
+        return holds(None, None);
+    }
+    verified.iter().any(|(i, v)| holds(Some(*i), Some(v)))
+}

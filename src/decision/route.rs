@@ -7,9 +7,23 @@ use crate::decision::extractor::Headers;
 use crate::policy::{HeaderCondition, HeaderTest, PathMatch, Pattern, Rule};
 
 pub fn find_rule<'a>(rules: &'a [Rule], method: &str, path: &str, headers: &Headers<'_>) -> Option<&'a Rule> {
+    matching_rules(rules, method, path, headers).next()
+}
+
+/// Every rule whose match fits, in order: an `allow` rule whose conditions fail, or a `deny`
+/// rule whose conditions do not hold, hands the request to the next one.
+pub fn matching_rules<'a, 'r>(
+    rules: &'a [Rule],
+    method: &'r str,
+    path: &'r str,
+    headers: &'r Headers<'r>,
+) -> impl Iterator<Item = &'a Rule> + 'r
+where
+    'a: 'r,
+{
     let path = path.split_once('?').map(|(p, _)| p).unwrap_or(path);
     let path = path.split_once('#').map(|(p, _)| p).unwrap_or(path);
-    rules.iter().find(|rule| {
+    rules.iter().filter(move |rule| {
         let m = &rule.matcher;
         let path_ok = match &m.path {
             PathMatch::Prefix(p) => path.starts_with(p.as_str()),

@@ -83,6 +83,8 @@ pub enum Reason {
     /// The provider's signing keys are not available (never loaded, or the fetch deadline
     /// passed).
     KeysUnavailable,
+    /// A rule with `action: deny` whose conditions hold refuses the request.
+    Denied,
     /// No rule matches the route; jwt-guard denies by default.
     NoRoute,
     /// jwt-guard could not judge the request: the proxy failed a call it needs (reading or
@@ -163,6 +165,7 @@ impl Reason {
             Reason::CertMissing,
             Reason::CertMismatch,
             Reason::KeysUnavailable,
+            Reason::Denied,
             Reason::NoRoute,
             Reason::Internal,
         ]
@@ -206,8 +209,9 @@ impl Reason {
             Reason::CertMissing => 32,
             Reason::CertMismatch => 33,
             Reason::KeysUnavailable => 34,
-            Reason::NoRoute => 35,
-            Reason::Internal => 36,
+            Reason::Denied => 35,
+            Reason::NoRoute => 36,
+            Reason::Internal => 37,
         }
     }
 
@@ -249,6 +253,7 @@ impl Reason {
             Reason::CertMissing => "cert_missing",
             Reason::CertMismatch => "cert_mismatch",
             Reason::KeysUnavailable => "keys_unavailable",
+            Reason::Denied => "denied",
             Reason::NoRoute => "no_route",
             Reason::Internal => "internal",
         }
@@ -285,7 +290,7 @@ impl Reason {
             Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Reason::Scope(_) | Reason::Principal | Reason::Claim(_) => ErrorCode::InsufficientScope,
             Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,
-            Reason::NoRoute => ErrorCode::AccessDenied,
+            Reason::NoRoute | Reason::Denied => ErrorCode::AccessDenied,
             Reason::DpopProof(_)
             | Reason::DpopMismatch(_)
             | Reason::DpopStale
@@ -393,6 +398,7 @@ impl Reason {
                                      this connection presented."
                 .to_string(),
             Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
+            Reason::Denied => "A rule of this API refuses this request.".to_string(),
             Reason::NoRoute => "No rule allows this route.".to_string(),
             Reason::Internal => "The gateway could not check this request. Retry shortly.".to_string(),
         }

@@ -311,6 +311,7 @@ pub struct ClaimToHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub matcher: RouteMatch,
+    pub action: RuleAction,
     /// `None`: the route needs no token.
     pub requires: Option<Requirement>,
     pub scopes: Vec<String>,
@@ -320,6 +321,22 @@ pub struct Rule {
     pub principals: Vec<PrincipalPattern>,
     /// None may match it.
     pub not_principals: Vec<PrincipalPattern>,
+}
+
+/// What a matching rule does with its conditions (`scopes`, `claims`, `principals`,
+/// `not_principals`). `requires` always authenticates first: a token that fails it is refused
+/// whatever the action. `Allow` and `Deny` are Istio's ALLOW and DENY, so several rules can
+/// cover one request the way several policies do: an unmet `Allow` and a `Deny` whose
+/// conditions do not all hold hand the request to the next matching rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// The conditions hold: allowed; otherwise refused. The first matching rule decides.
+    Require,
+    /// The conditions hold: allowed; otherwise the next matching rule decides.
+    Allow,
+    /// The conditions hold (Istio's semantics for a request without a token: only `not_`
+    /// conditions can hold): refused with `denied`; otherwise the next matching rule decides.
+    Deny,
 }
 
 /// jwt_authn's `JwtRequirement`, with providers resolved to indexes.

@@ -34,6 +34,14 @@ impl Variants<'_> {
 
 pub(super) fn compile_rule(field: &str, rr: RawRule, providers: &mut Variants<'_>) -> Result<Rule, ConfigError> {
     let matcher = compile_match(field, rr.matcher)?;
+    let action = match rr.action.as_deref() {
+        None | Some("require") => RuleAction::Require,
+        Some("allow") => RuleAction::Allow,
+        Some("deny") => RuleAction::Deny,
+        Some(other) => {
+            return Err(err(format!("{field}.action"), format!("unknown action {other:?}: require, allow or deny")))
+        }
+    };
     let requires = match rr.requires {
         None => None,
         Some(v) => Some(compile_requirement(&format!("{field}.requires"), &v, providers)?),
@@ -54,7 +62,7 @@ pub(super) fn compile_rule(field: &str, rr: RawRule, providers: &mut Variants<'_
     let claims = compile_claim_rules(&format!("{field}.claims"), rr.claims)?;
     let principals = principal_patterns(&format!("{field}.principals"), &rr.principals)?;
     let not_principals = principal_patterns(&format!("{field}.not_principals"), &rr.not_principals)?;
-    Ok(Rule { matcher, requires, scopes: rr.scopes, claims, principals, not_principals })
+    Ok(Rule { matcher, action, requires, scopes: rr.scopes, claims, principals, not_principals })
 }
 
 fn compile_requirement(field: &str, v: &Value, providers: &mut Variants<'_>) -> Result<Requirement, ConfigError> {

@@ -157,6 +157,8 @@ pub(super) struct RawRule {
     #[serde(rename = "match")]
     pub(super) matcher: RawMatch,
     #[serde(default)]
+    pub(super) action: Option<String>,
+    #[serde(default)]
     pub(super) requires: Option<Value>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,

@@ -8,7 +8,7 @@ use crate::refresh::fetch_error::FetchError;
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 36] = [
+pub const REASONS: [&str; 37] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -43,6 +43,7 @@ pub const REASONS: [&str; 36] = [
     "cert_missing",
     "cert_mismatch",
     "keys_unavailable",
+    "denied",
     "no_route",
     "internal",
 ];
@@ -197,7 +198,7 @@ mod tests {
         let providers = vec!["auth0".to_string()];
         assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
         assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
-        assert_eq!(Metric::all(1).len(), 3 + 36 + 1 + 36 + 8 + 9);
+        assert_eq!(Metric::all(1).len(), 3 + 37 + 1 + 37 + 8 + 9);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

@@ -13,6 +13,7 @@ mod issuers;
 mod jwks;
 mod policy;
 mod refresh;
+mod rule_actions;
 mod runtime;
 mod sender;
 mod token;
