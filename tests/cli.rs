@@ -259,3 +259,45 @@ fn check_config_warns_when_nothing_tells_an_id_token_apart() {
     let (_, out, _) = run(&["check-config", &local_config()], None);
     assert!(!out.contains("warning"), "{out}");
 }
+
+#[test]
+fn import_prints_a_config_check_config_takes_and_says_what_it_did_not_carry() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/import/");
+    // Everything carried: exit 0, and the printed configuration passes check-config.
+    let (code, out, err) = run(&["import", &format!("{corpus}istio-authz-jwt-groups.yaml")], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.lines().all(|l| l.starts_with("note: ")), "{err}");
+    let (code, ok, _) = run(&["check-config", &write("imported.json", &out)], None);
+    assert_eq!((code, ok.contains("OK")), (0, true), "{ok}");
+    // Not everything: exit 2, still printed, one line per thing on stderr naming source and field.
+    let with_ip = r#"
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ra, namespace: ns}
+spec:
+  jwtRules: [{issuer: "https://idp.example.com/", jwksUri: "https://idp.example.com/jwks"}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ap, namespace: ns}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ["*"], ipBlocks: ["10.0.0.0/8"]}}]
+  - to: [{operation: {paths: ["/t/{*}"]}}]
+"#;
+    let (code, out, err) = run(&["import", "--cluster", "idp.example.com=idp", &write("ip.yaml", with_ip)], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("left in place: AuthorizationPolicy ns/ap: spec.rules[0].from[0].source.ipBlocks"), "{err}");
+    assert!(err.contains("not carried: AuthorizationPolicy ns/ap: spec.rules[1].to[0].operation.paths"), "{err}");
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(config["providers"]["ra-0"]["remote_jwks"]["http_uri"]["cluster"], "idp");
+    // Nothing usable: exit 1, nothing on stdout.
+    let (code, out, err) = run(&["import", &write("empty.yaml", "kind: ConfigMap\n")], None);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("no envoy.filters.http.jwt_authn filter"), "{err}");
+    let (code, _, err) = run(&["import", &write("bad.yaml", "a: [\n")], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.yaml"), "{err}");
+    let (code, _, _) = run(&["import"], None);
+    assert_eq!(code, 1);
+}

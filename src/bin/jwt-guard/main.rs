@@ -1,6 +1,7 @@
 //! `jwt-guard`: the filter's core on the command line.
 //!
 //!   jwt-guard check-config FILE
+//!   jwt-guard import [--cluster HOST=NAME]... FILE...
 //!   jwt-guard explain --config FILE [--jwks FILE] [--path P | --url URL] [--method M]
 //!                     [--host HOST] [--header NAME:VALUE]... [--param NAME=VALUE]...
 //!                     [--cookie NAME=VALUE]... [--dpop PROOF] [--client-cert-sha256 HEX]
@@ -11,7 +12,10 @@
 //! parameters and cookies given: which rule matched and why, every provider's checks on the
 //! token it finds, and the exact response. With `--dpop` the token goes as
 //! `Authorization: DPoP` with that proof.
-//! Exit status: 0 allowed / valid config, 2 denied, 1 usage or configuration error.
+//! `import` prints jwt-guard's configuration for a jwt_authn (+ RBAC) Envoy configuration or
+//! Istio RequestAuthentication/AuthorizationPolicy resources, and on stderr what it did not carry.
+//! Exit status: 0 allowed / valid config / all carried, 2 denied / not all carried, 1 usage or
+//! configuration error.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -28,10 +32,12 @@ use jwt_guard::jwks::{KeyState, KidRefetch};
 use jwt_guard::policy::{Config, KeySource};
 
 mod describe;
+mod import;
 use describe::{describe_rule, describe_token};
 
 const USAGE: &str = "usage:
   jwt-guard check-config FILE
+  jwt-guard import [--cluster HOST=NAME]... FILE...
   jwt-guard explain --config FILE [--jwks FILE] [--path PATH | --url URL] [--method METHOD]
                     [--host HOST] [--header NAME:VALUE]... [--param NAME=VALUE]...
                     [--cookie NAME=VALUE]... [--dpop PROOF] [--client-cert-sha256 HEX]
@@ -44,13 +50,20 @@ cookies (a token in a custom place goes there); --host sets :authority. --jwks s
 providers that use remote_jwks or discovery. --url sets the scheme, host and path a DPoP
 proof's htu is checked against (default http://localhost/ and --path). --dpop sends the token
 as `Authorization: DPoP` with that proof; --client-cert-sha256 is the client certificate's
-SHA-256 (hex) for certificate-bound tokens. Exit status: 0 allowed, 2 denied, 1 error.";
+SHA-256 (hex) for certificate-bound tokens. Exit status: 0 allowed, 2 denied, 1 error.
+
+import reads Envoy configurations (YAML or JSON) holding a jwt_authn filter, with RBAC filters
+after it or not, or Istio RequestAuthentication and AuthorizationPolicy resources, and prints
+jwt-guard's configuration; stderr names each thing not carried. An Istio jwksUri is fetched
+through cluster outbound|PORT||HOST unless --cluster HOST=NAME names another. Exit status: 0
+everything carried, 2 printed but not everything carried, 1 nothing usable.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("check-config") => check_config(&args[1..]),
         Some("explain") => explain(&args[1..]),
+        Some("import") => import::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
