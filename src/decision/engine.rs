@@ -200,6 +200,15 @@ impl Engine {
                     }
                     return Step::Decided(refusal);
                 }
+                // Istio's ALLOW without a token: only negative conditions can hold.
+                let tokenless = action == RuleAction::Allow && verified.is_empty();
+                if tokenless && rule.is_some_and(|r| grants_hold(&self.config, r, &verified)) {
+                    return Step::Decided(Outcome::Allow {
+                        mutations: self.mutations(req, &ev.found, &verified),
+                        verified,
+                        preflight: false,
+                    });
+                }
                 if let Err((reason, p)) = check_grants(&self.config, rule, &verified) {
                     let mut refusal = self.refuse(reason, p, judged(p), dpop_sent(p), protocol);
                     if let Outcome::Deny(d) = &mut refusal {

@@ -150,3 +150,19 @@ fn an_unknown_action_names_its_field() {
     let e = Config::parse(c.to_string().as_bytes()).err().unwrap().to_string();
     assert!(e.contains("rules[0].action: unknown action \"audit\""), "{e}");
 }
+
+#[test]
+fn an_allow_rule_without_a_token_holds_only_on_negative_conditions() {
+    // Istio: notRequestPrincipals matches a request without a principal, so it is allowed.
+    let rules = json!([
+        {"match": {"prefix": "/token3"}, "action": "allow", "requires": optional(), "not_principals": [format!("{ISS}/bob")]},
+        {"match": {"prefix": "/mine"}, "action": "allow", "requires": optional(), "principals": ["*"]},
+    ]);
+    assert_eq!(verdict(&rules, "/token3", None), None);
+    assert_eq!(verdict(&rules, "/token3", Some(&token("alice", json!([])))), None);
+    assert_eq!(verdict(&rules, "/token3", Some(&token("bob", json!([])))), Some(Reason::Principal));
+    assert_eq!(verdict(&rules, "/mine", None), Some(Reason::Missing), "a positive condition needs a token");
+    // `require` keeps its meaning: a rule with conditions needs a token.
+    let require = json!([{"match": {"prefix": "/"}, "requires": optional(), "not_principals": ["*/bob"]}]);
+    assert_eq!(verdict(&require, "/x", None), Some(Reason::Missing));
+}

@@ -22,7 +22,8 @@ def jwt_authn(request_authentications: list[dict], jwks_for) -> dict:
             name = f"origins-{len(providers)}"
             p = {"issuer": rule["issuer"], "payload_in_metadata": "payload",
                  "local_jwks": {"inline_string": jwks_for(rule["issuer"])},
-                 "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]}}
+                 "normalize_payload_in_metadata": {"space_delimited_claims":
+                                                   ["scope", "permission"] + rule.get("spaceDelimitedClaims", [])}}
             if rule.get("audiences"):
                 p["audiences"] = rule["audiences"]
             if rule.get("forwardOriginalToken"):
@@ -49,8 +50,9 @@ def _string(value: str) -> dict:
     return {"exact": value}
 
 
-def _meta(key: str, value: dict) -> dict:
-    return {"metadata": {"filter": JWT_AUTHN, "path": [{"key": "payload"}, {"key": key}], "value": value}}
+def _meta(key: str | list[str], value: dict) -> dict:
+    keys = [key] if isinstance(key, str) else key
+    return {"metadata": {"filter": JWT_AUTHN, "path": [{"key": "payload"}] + [{"key": k} for k in keys], "value": value}}
 
 
 def _request_principal(value: str) -> dict:
@@ -64,7 +66,7 @@ def _request_principal(value: str) -> dict:
                                _meta("sub", {"stringMatch": _string(sub)})]}}
 
 
-def _claim(claim: str, values: list[str]) -> dict:
+def _claim(claim: str | list[str], values: list[str]) -> dict:
     return {"orIds": {"ids": [_meta(claim, {"orMatch": {"valueMatchers": [
         {"listMatch": {"oneOf": {"stringMatch": _string(v)}}}, {"stringMatch": _string(v)}]}})
         for v in values]}}
@@ -88,9 +90,16 @@ def _policy(rule: dict) -> dict:
             ids.append({"notId": {"orIds": {"ids": [_request_principal(v) for v in src["notRequestPrincipals"]]}}})
     for cond in rule.get("when", []):
         key = cond["key"]
-        if not key.startswith("request.auth.claims[") or "notValues" in cond:
+        if "notValues" in cond:
             raise NotImplementedError(key)
-        ids.append(_claim(key[len("request.auth.claims["):-1], cond["values"]))
+        if key.startswith("request.auth.claims["):
+            ids.append(_claim(key[len("request.auth.claims["):-1].split("]["), cond["values"]))
+        elif key == "request.auth.principal":
+            ids.append({"orIds": {"ids": [_request_principal(v) for v in cond["values"]]}})
+        elif key in ("request.auth.audiences", "request.auth.presenter"):
+            ids.append(_claim("aud" if key.endswith("audiences") else "azp", cond["values"]))
+        else:
+            raise NotImplementedError(key)
     rules = []
     for op in [t["operation"] for t in rule.get("to", [])]:
         for key in op:
@@ -116,7 +125,7 @@ def rbac_filters(authorization_policies: list[dict]) -> list[dict]:
                 continue
             meta = ap["metadata"]
             for i, rule in enumerate(ap["spec"].get("rules", [])):
-                policies[f"ns[{meta['namespace']}]-policy[{meta['name']}]-rule[{i}]"] = _policy(rule)
+                policies[f"ns[{meta.get('namespace', 'default')}]-policy[{meta['name']}]-rule[{i}]"] = _policy(rule)
         if any(ap["spec"].get("action", "ALLOW") == action for ap in authorization_policies):
             out.append({"name": "envoy.filters.http.rbac", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",

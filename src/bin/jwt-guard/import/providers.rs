@@ -197,6 +197,10 @@ pub fn istio(
             p.insert(to.into(), json!(v));
         }
     }
+    let delimited = strings(rule, "space_delimited_claims");
+    if !delimited.is_empty() {
+        p.insert("normalize_payload_in_metadata".into(), json!({"space_delimited_claims": delimited}));
+    }
     if bool_field(rule, "forward_original_token") {
         p.insert("forward".into(), json!(true));
     }
