@@ -267,6 +267,41 @@ fn main() {
         });
     }
 
+    // Request and principal conditions (issue 27): header, host and principal conditions on one
+    // rule, and two unmet `allow` rules before the one that allows, each against a plain rule.
+    let conditions = json!({"headers": [{"name": "x-env", "exact_match": "prod"}, {"name": ":authority", "suffix_match": ".example.com"}],
+                            "hosts": ["api.example.com", "api.example.com:*"], "not_hosts": ["*.internal"]});
+    let plain = json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]);
+    let mut with_conditions = plain.clone();
+    with_conditions[0]["match"].as_object_mut().unwrap().extend(conditions.as_object().unwrap().clone());
+    with_conditions[0]["principals"] = json!(["https://issuer.test//user-*"]);
+    with_conditions[0]["not_principals"] = json!(["*/banned"]);
+    let allow = |p: &str| json!({"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "principals": [p]});
+    let fall_through = json!([allow("https://issuer.test//admin"), allow("https://issuer.test//ops"), allow("*")]);
+    for (label, rules) in [
+        ("a plain rule", plain),
+        ("header, host and principal conditions", with_conditions),
+        ("two unmet allow rules before it", fall_through),
+    ] {
+        let mut cfg = cfg.clone();
+        cfg["rules"] = rules;
+        let engine = Engine::new(Config::parse(cfg.to_string().as_bytes()).unwrap());
+        let mut caches = engine.new_caches();
+        let headers: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", b"/api/items"),
+            (":authority", b"api.example.com"),
+            ("x-env", b"prod"),
+            ("authorization", rich.as_bytes()),
+        ];
+        let req =
+            Request { method: "GET", path: "/api/items", headers: &headers, peer_certificate: &no_peer_certificate };
+        assert!(matches!(engine.decide(&req, &states, now, &mut caches), jwt_guard::decision::Outcome::Allow { .. }));
+        time(&format!("RS256 cached, {label}: engine decision"), || {
+            black_box(engine.decide(&req, &states, now, &mut caches));
+        });
+    }
+
     // What one verified-token cache entry costs: fill a cache of the default size with
     // distinct users' tokens and count the live heap bytes it grew by.
     let entries = jwt_guard::policy::DEFAULT_JWT_CACHE_SIZE;

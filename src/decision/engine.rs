@@ -71,11 +71,20 @@ pub enum Outcome {
     },
 }
 
-/// What one matching rule made of the request: a verdict, or the next rule's turn (with the
-/// refusal of an unmet `allow` rule, answered if no later rule decides).
+/// What one matching rule made of the request: a verdict, or the next rule's turn (with what
+/// an unmet `allow` rule would refuse with, answered if no later rule decides).
 enum Step {
     Decided(Outcome),
-    Next(Option<Outcome>),
+    Next(Option<Unmet>),
+}
+
+/// A refusal not built yet: most are never answered (a later rule allows).
+struct Unmet {
+    reason: Reason,
+    verifier: Option<usize>,
+    token: Option<String>,
+    dpop_sent: bool,
+    principal: Option<String>,
 }
 
 pub struct Engine {
@@ -109,6 +118,18 @@ impl Engine {
             };
         }
         let protocol = protocol(req.headers);
+        // One evaluation per request: a provider is judged once however many rules ask, so a
+        // DPoP proof is checked (and remembered) once.
+        let mut ev = Evaluation {
+            config: &self.config,
+            req,
+            keys,
+            now,
+            caches,
+            found: vec![None; self.config.verifier_count()],
+            outcomes: vec![None; self.config.verifier_count()],
+            refetch: Vec::new(),
+        };
         let Some(rules) = &self.config.rules else {
             let n = self.config.providers.len();
             let requirement = if n == 1 {
@@ -116,15 +137,15 @@ impl Engine {
             } else {
                 Requirement::Any((0..n).map(Requirement::Provider).collect())
             };
-            return match self.judge(None, Some(&requirement), req, keys, now, caches, protocol) {
+            return match self.judge(None, Some(&requirement), &mut ev, protocol) {
                 Step::Decided(outcome) => outcome,
-                Step::Next(refusal) => refusal.unwrap_or_else(|| self.deny(Reason::NoRoute, None, protocol)),
+                Step::Next(_) => self.deny(Reason::NoRoute, None, protocol),
             };
         };
         // An unmet `allow` rule's refusal is kept: if no later rule decides, it is the answer.
-        let mut unmet: Option<Outcome> = None;
+        let mut unmet: Option<Unmet> = None;
         for rule in matching_rules(rules, req.method, req.path, req.headers) {
-            match self.judge(Some(rule), rule.requires.as_ref(), req, keys, now, caches, protocol) {
+            match self.judge(Some(rule), rule.requires.as_ref(), &mut ev, protocol) {
                 Step::Decided(outcome) => return outcome,
                 Step::Next(refusal) => {
                     if unmet.is_none() {
@@ -133,22 +154,22 @@ impl Engine {
                 }
             }
         }
-        unmet.unwrap_or_else(|| self.deny(Reason::NoRoute, None, protocol))
+        match unmet {
+            Some(u) => self.refused(u, protocol),
+            None => self.deny(Reason::NoRoute, None, protocol),
+        }
     }
 
     /// One matching rule: `requires` authenticates (its failure always refuses), then the
     /// rule's action reads its conditions.
-    #[allow(clippy::too_many_arguments)]
     fn judge(
         &self,
         rule: Option<&Rule>,
         requirement: Option<&Requirement>,
-        req: &Request<'_>,
-        keys: &[KeyState<'_>],
-        now: u64,
-        caches: &mut [TokenCache],
+        ev: &mut Evaluation<'_, '_, '_>,
         protocol: Protocol,
     ) -> Step {
+        let req = ev.req;
         let action = rule.map_or(RuleAction::Require, |r| r.action);
         let Some(requirement) = requirement else {
             // Without `requires` a rule has no conditions (the config refuses them), so a
@@ -162,29 +183,31 @@ impl Engine {
                 preflight: false,
             });
         };
-        let mut ev = Evaluation {
-            config: &self.config,
-            req,
-            keys,
-            now,
-            caches,
-            found: vec![None; self.config.verifier_count()],
-            outcomes: vec![None; self.config.verifier_count()],
-            refetch: Vec::new(),
-        };
         let result = ev.eval(requirement);
-        // The token the deciding provider judged, carried with a denial for its log line.
-        let judged = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).map(|f| f.token.clone());
-        let dpop_sent = |p: Option<usize>| p.and_then(|i| ev.found[i].as_ref()).is_some_and(|f| f.dpop);
+        let unmet =
+            |reason: Reason, verifier: Option<usize>, ev: &Evaluation<'_, '_, '_>, principal: Option<String>| {
+                let found = verifier.and_then(|i| ev.found[i].as_ref());
+                Unmet {
+                    reason,
+                    verifier,
+                    token: found.map(|f| f.token.clone()),
+                    dpop_sent: found.is_some_and(|f| f.dpop),
+                    principal,
+                }
+            };
         match result {
-            Eval::Wait => Step::Decided(Outcome::WaitForKeys { refetch: ev.refetch, protocol }),
-            Eval::Fail(reason, p) => Step::Decided(self.refuse(reason, p, judged(p), dpop_sent(p), protocol)),
+            Eval::Wait => Step::Decided(Outcome::WaitForKeys { refetch: ev.refetch.clone(), protocol }),
+            Eval::Fail(reason, p) => Step::Decided(self.refused(unmet(reason, p, ev, None), protocol)),
             Eval::Ok => {
-                // By provider: a provider judged with a rule's audiences is still that provider.
+                // This requirement's verified tokens, by provider: a provider judged with a
+                // rule's audiences is still that provider; one judged for an earlier rule only
+                // counts if this rule asks for it too.
                 let mut verified: Vec<(usize, Rc<Verified>)> = Vec::new();
-                for (i, o) in ev.outcomes.iter().enumerate() {
+                for i in requirement.verifiers() {
                     let base = self.config.verifier(i).0;
-                    if let (Some(ProviderOutcome::Verified(v)), false) = (o, verified.iter().any(|(b, _)| *b == base)) {
+                    if let (Some(ProviderOutcome::Verified(v)), false) =
+                        (&ev.outcomes[i], verified.iter().any(|(b, _)| *b == base))
+                    {
                         verified.push((base, v.clone()));
                     }
                 }
@@ -210,19 +233,24 @@ impl Engine {
                     });
                 }
                 if let Err((reason, p)) = check_grants(&self.config, rule, &verified) {
-                    let mut refusal = self.refuse(reason, p, judged(p), dpop_sent(p), protocol);
-                    if let Outcome::Deny(d) = &mut refusal {
-                        d.principal = principal();
-                    }
+                    let u = unmet(reason, p, ev, principal());
                     return match action {
-                        RuleAction::Allow => Step::Next(Some(refusal)),
-                        _ => Step::Decided(refusal),
+                        RuleAction::Allow => Step::Next(Some(u)),
+                        _ => Step::Decided(self.refused(u, protocol)),
                     };
                 }
                 let mutations = self.mutations(req, &ev.found, &verified);
                 Step::Decided(Outcome::Allow { mutations, verified, preflight: false })
             }
         }
+    }
+
+    fn refused(&self, u: Unmet, protocol: Protocol) -> Outcome {
+        let mut refusal = self.refuse(u.reason, u.verifier, u.token, u.dpop_sent, protocol);
+        if let Outcome::Deny(d) = &mut refusal {
+            d.principal = u.principal;
+        }
+        refusal
     }
 
     pub fn deny(&self, reason: Reason, provider: Option<usize>, protocol: Protocol) -> Outcome {

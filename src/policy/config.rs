@@ -349,3 +349,14 @@ pub enum Requirement {
     AllowMissing,
     AllowMissingOrFailed,
 }
+
+impl Requirement {
+    /// The verifiers it names, in order.
+    pub fn verifiers(&self) -> Vec<usize> {
+        match self {
+            Requirement::Provider(i) => vec![*i],
+            Requirement::Any(list) | Requirement::All(list) => list.iter().flat_map(Requirement::verifiers).collect(),
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => Vec::new(),
+        }
+    }
+}

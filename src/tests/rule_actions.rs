@@ -166,3 +166,25 @@ fn an_allow_rule_without_a_token_holds_only_on_negative_conditions() {
     let require = json!([{"match": {"prefix": "/"}, "requires": optional(), "not_principals": ["*/bob"]}]);
     assert_eq!(verdict(&require, "/x", None), Some(Reason::Missing));
 }
+
+#[test]
+fn a_token_verified_for_an_earlier_rule_only_counts_where_a_rule_asks_for_its_provider() {
+    let c = json!({"providers": {"p": provider_json(), "q": {"issuer": "https://other.test/", "audiences": ["x"],
+                   "local_jwks": {"inline_string": provider_json()["local_jwks"]["inline_string"]}}},
+                   "rules": [{"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "principals": ["*/admin"]},
+                             {"match": {"prefix": "/"}, "action": "allow",
+                              "requires": {"requires_any": {"requirements": [{"provider_name": "q"}, {"allow_missing": {}}]}},
+                              "principals": ["*"]}]});
+    let config = Config::parse(c.to_string().as_bytes()).unwrap();
+    let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
+    let engine = Engine::new(config);
+    let mut caches = engine.new_caches();
+    let auth = format!("Bearer {}", token("alice", json!([])));
+    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
+    let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
+    let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
+    // p verified alice for the first rule (not an admin); the second asks q, which did not
+    // verify her token: refused with the first rule's refusal, never allowed by p's token.
+    let Outcome::Deny(d) = engine.decide(&req, &states, NOW, &mut caches) else { panic!("allowed by p's token") };
+    assert_eq!(d.reason, Reason::Principal);
+}

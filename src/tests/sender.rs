@@ -441,3 +441,14 @@ fn proofs_are_remembered_per_provider_within_the_configured_size() {
     let off = World::with_dpop(json!({"mode": "disabled"}));
     assert_eq!(off.engine.new_caches()[0].proofs_len(), 0);
 }
+
+#[test]
+fn a_proof_is_checked_once_however_many_rules_judge_the_request() {
+    // Two `allow` rules fall through before the third allows: the proof is not a replay of itself.
+    let allow = |p: &str| json!({"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "principals": [p]});
+    let rules = json!([allow("*/nobody"), allow("*/no-one"), allow("*")]);
+    let mut w = World::new(config_with(json!({"dpop": {}}), json!({"rules": rules})));
+    let t = bound_token();
+    assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "one-use")])));
+    assert_eq!(denied(&w.send("GET", &format!("DPoP {t}"), &[&proof_for(&t, "one-use")])).0, Reason::DpopReplay);
+}
