@@ -267,8 +267,15 @@ fn import_prints_a_config_check_config_takes_and_says_what_it_did_not_carry() {
     let (code, out, err) = run(&["import", &format!("{corpus}istio-authz-jwt-groups.yaml")], None);
     assert_eq!(code, 0, "{err}");
     assert!(err.lines().all(|l| l.starts_with("note: ")), "{err}");
-    let (code, ok, _) = run(&["check-config", &write("imported.json", &out)], None);
+    let imported = write("imported.json", &out);
+    let (code, ok, _) = run(&["check-config", &imported], None);
     assert_eq!((code, ok.contains("OK")), (0, true), "{ok}");
+    // explain shows the imported allow rule and what it hands on to.
+    let jwks = write("jwks.json", JWKS);
+    let (code, out, _) =
+        run(&["explain", "--config", &imported, "--jwks", &jwks, "--no-token", "--path", "/headers"], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Rule: rules[0] is the first whose match fits: action allow (unmet: next rule)"), "{out}");
     // Not everything: exit 2, still printed, one line per thing on stderr naming source and field.
     let with_ip = r#"
 apiVersion: security.istio.io/v1

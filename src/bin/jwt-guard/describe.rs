@@ -1,6 +1,6 @@
 //! What `explain` prints about a token and a rule, in the configuration's own words.
 
-use jwt_guard::policy::{Config, PathMatch, Requirement, Rule};
+use jwt_guard::policy::{Config, PathMatch, Requirement, Rule, RuleAction};
 use jwt_guard::token::{self, fingerprint, Shape};
 
 /// The token's shape, header and claims; the parsed JWS, if it is one.
@@ -47,6 +47,11 @@ pub fn describe_rule(config: &Config, rule: &Rule) -> String {
     }
     if !m.not_hosts.is_empty() {
         parts.push(format!("not_hosts {:?}", m.not_hosts));
+    }
+    match rule.action {
+        RuleAction::Require => {}
+        RuleAction::Allow => parts.insert(0, "action allow (unmet: next rule)".to_string()),
+        RuleAction::Deny => parts.insert(0, "action deny (conditions hold: refused)".to_string()),
     }
     let needs = match &rule.requires {
         None => "no token needed".to_string(),

@@ -25,11 +25,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jwt_guard::authn::token_kind::{classify, IdSignal, Kind};
 use jwt_guard::authn::{authenticate_traced, Check, Tracer};
 use jwt_guard::decision::extractor::find_token;
-use jwt_guard::decision::route::find_rule;
+use jwt_guard::decision::route::matching_rules;
 use jwt_guard::decision::{Engine, Outcome, Request};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::jwks::{KeyState, KidRefetch};
-use jwt_guard::policy::{Config, KeySource};
+use jwt_guard::policy::{Config, KeySource, Rule, RuleAction};
 
 mod describe;
 mod import;
@@ -276,13 +276,33 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
     println!();
     match &config.rules {
         None => println!("Rule: none configured, so every request needs a valid token from any provider"),
-        Some(rules) => match find_rule(rules, &o.method, &path, &headers) {
-            None => println!("Rule: none matches (path, method, headers and host), so the request is refused"),
-            Some(rule) => {
-                let i = rules.iter().position(|r| std::ptr::eq(r, rule)).unwrap_or(0);
-                println!("Rule: rules[{i}] is the first whose match fits: {}", describe_rule(&config, rule));
+        Some(rules) => {
+            let index = |rule: &Rule| rules.iter().position(|r| std::ptr::eq(r, rule)).unwrap_or(0);
+            let mut fits = matching_rules(rules, &o.method, &path, &headers);
+            match fits.next() {
+                None => println!("Rule: none matches (path, method, headers and host), so the request is refused"),
+                Some(rule) => {
+                    println!(
+                        "Rule: rules[{}] is the first whose match fits: {}",
+                        index(rule),
+                        describe_rule(&config, rule)
+                    );
+                    // An allow rule whose conditions fail, or a deny rule whose do not hold, hands on.
+                    if rule.action != RuleAction::Require {
+                        for next in fits {
+                            println!(
+                                "  then, unless one decides: rules[{}]: {}",
+                                index(next),
+                                describe_rule(&config, next)
+                            );
+                            if next.action == RuleAction::Require {
+                                break;
+                            }
+                        }
+                    }
+                }
             }
-        },
+        }
     }
 
     let keys_for = |src: &KeySource| -> Option<KeySet> {
