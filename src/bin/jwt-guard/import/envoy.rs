@@ -88,18 +88,21 @@ pub fn import(jwt: &Value, rbacs: &[Value], notes: &mut Notes) -> Result<Value, 
         return Err("no jwt_authn provider could be carried".into());
     }
     let map: Map<String, Value> = field(jwt, "requirement_map").and_then(Value::as_object).cloned().unwrap_or_default();
+    // Requirements chosen per route or by filter state are not read: a request no rule matches
+    // may need a token in the source, so it is refused here.
+    let unread = !map.is_empty() || field(jwt, "filter_state_rules").is_some();
     if !map.is_empty() {
         notes.not_carried(
             "jwt_authn",
             "requirement_map",
-            "per-route requirements (a route's requirement_name) are not read; only rules naming them are carried",
+            "per-route requirements (a route's requirement_name) are not read; a request no rule matches is refused",
         );
     }
     if field(jwt, "filter_state_rules").is_some() {
         notes.not_carried(
             "jwt_authn",
             "filter_state_rules",
-            "requirements chosen by filter state; jwt-guard applies its rules to every request",
+            "requirements chosen by filter state are not read; a request no rule matches is refused",
         );
     }
 
@@ -112,6 +115,13 @@ pub fn import(jwt: &Value, rbacs: &[Value], notes: &mut Notes) -> Result<Value, 
             if field(r, "matcher").is_some() {
                 return Err(format!("{source}: the matcher form of RBAC is not read; nothing is carried"));
             }
+            // Configured per route (RBACPerRoute), which is not read: refuse all it could cover.
+            notes.not_carried(
+                &source,
+                "rules",
+                "none here: its per-route policies (RBACPerRoute) are not read; every request is refused",
+            );
+            allow = Some(Vec::new());
             continue;
         };
         let action = str_field(rules, "action").unwrap_or("ALLOW");
@@ -168,7 +178,9 @@ pub fn import(jwt: &Value, rbacs: &[Value], notes: &mut Notes) -> Result<Value, 
         catch_all |= m == json!({"prefix": "/"});
         group(&mut out, &m, requires.as_ref(), allow.as_ref(), &deny, &src, notes);
     }
-    if !catch_all {
+    if unread {
+        out.push(json!({"match": {"prefix": "/"}, "action": "deny"}));
+    } else if !catch_all {
         group(
             &mut out,
             &json!({"prefix": "/"}),

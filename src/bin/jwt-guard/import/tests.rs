@@ -391,3 +391,23 @@ fn istio_without_request_authentication_is_unusable() {
     let (c, _) = import(&[ap("a", "ALLOW", json!([{}]))]);
     assert!(c.unwrap_err().contains("no RequestAuthentication"));
 }
+
+#[test]
+fn per_route_configuration_that_is_not_read_refuses() {
+    // Envoy Gateway's shape: jwt_authn with a requirement_map and no rules, RBAC configured per route.
+    let mut docs = envoy(json!({"p": provider()}), json!([]), None);
+    let filters = docs[0]["http_filters"].as_array_mut().unwrap();
+    filters[0]["typed_config"]["requirement_map"] = json!({"r1": {"provider_name": "p"}});
+    filters.push(json!({"name": "envoy.filters.http.rbac", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"}}));
+    let (r, notes) = rules(&docs);
+    assert_eq!(r, vec![json!({"match": {"prefix": "/"}, "action": "deny"})], "never open: the routes may need a token");
+    assert!(has(&notes, "not carried: jwt_authn: requirement_map", "refused"));
+    assert!(has(&notes, "not carried: RBAC filter 0: rules", "RBACPerRoute"));
+    // A rule naming a requirement_map entry is carried.
+    let mut docs =
+        envoy(json!({"p": provider()}), json!([{"match": {"prefix": "/api"}, "requirement_name": "r1"}]), None);
+    docs[0]["http_filters"][0]["typed_config"]["requirement_map"] = json!({"r1": {"provider_name": "p"}});
+    let (r, _) = rules(&docs);
+    assert_eq!(r[0], json!({"match": {"prefix": "/api"}, "requires": {"provider_name": "p"}}));
+    assert_eq!(r[1], json!({"match": {"prefix": "/"}, "action": "deny"}));
+}
