@@ -4,5 +4,5 @@
 mod reason;
 pub mod response;
 
-pub use reason::{ErrorCode, Reason};
+pub use reason::{ErrorCode, Reason, NAMES};
 pub use response::{Protocol, Scheme};

@@ -124,6 +124,127 @@ impl ErrorCode {
     }
 }
 
+/// Every reason string, once each, in documentation order: metrics count by these.
+pub const NAMES: [&str; 37] = [
+    "missing",
+    "invalid_request",
+    "opaque",
+    "jwe",
+    "malformed",
+    "too_large",
+    "algorithm",
+    "crit",
+    "issuer",
+    "tenant",
+    "unknown_kid",
+    "ambiguous_key",
+    "expired",
+    "not_yet_valid",
+    "audience",
+    "bad_signature",
+    "id_token",
+    "typ",
+    "lifetime",
+    "client",
+    "scope",
+    "principal",
+    "claim",
+    "dpop_proof",
+    "dpop_mismatch",
+    "dpop_stale",
+    "dpop_replay",
+    "dpop_key",
+    "dpop_downgrade",
+    "dpop_unbound",
+    "dpop_required",
+    "cert_missing",
+    "cert_mismatch",
+    "keys_unavailable",
+    "denied",
+    "no_route",
+    "internal",
+];
+
+/// Per variant, by `ordinal`: its reason string (an index into NAMES) and RFC 6750 error code.
+const TABLE: [(usize, ErrorCode); 38] = [
+    // 0: Reason::Missing
+    (0, ErrorCode::MissingToken),
+    // 1: Reason::InvalidRequest
+    (1, ErrorCode::InvalidRequest),
+    // 2: Reason::Opaque
+    (2, ErrorCode::InvalidToken),
+    // 3: Reason::Jwe
+    (3, ErrorCode::InvalidToken),
+    // 4: Reason::Malformed
+    (4, ErrorCode::InvalidToken),
+    // 5: Reason::TooLarge
+    (5, ErrorCode::InvalidToken),
+    // 6: Reason::Algorithm
+    (6, ErrorCode::InvalidToken),
+    // 7: Reason::Crit
+    (7, ErrorCode::InvalidToken),
+    // 8: Reason::Issuer
+    (8, ErrorCode::InvalidToken),
+    // 9: Reason::Tenant
+    (9, ErrorCode::InvalidToken),
+    // 10: Reason::UnknownKid
+    (10, ErrorCode::InvalidToken),
+    // 11: Reason::NoCompatibleKey
+    (10, ErrorCode::InvalidToken),
+    // 12: Reason::AmbiguousKey
+    (11, ErrorCode::InvalidToken),
+    // 13: Reason::Expired
+    (12, ErrorCode::InvalidToken),
+    // 14: Reason::NotYetValid
+    (13, ErrorCode::InvalidToken),
+    // 15: Reason::Audience
+    (14, ErrorCode::InvalidToken),
+    // 16: Reason::BadSignature
+    (15, ErrorCode::InvalidToken),
+    // 17: Reason::IdToken
+    (16, ErrorCode::InvalidToken),
+    // 18: Reason::Typ
+    (17, ErrorCode::InvalidToken),
+    // 19: Reason::Lifetime
+    (18, ErrorCode::InvalidToken),
+    // 20: Reason::Client
+    (19, ErrorCode::InvalidToken),
+    // 21: Reason::Scope
+    (20, ErrorCode::InsufficientScope),
+    // 22: Reason::Principal
+    (21, ErrorCode::InsufficientScope),
+    // 23: Reason::Claim
+    (22, ErrorCode::InsufficientScope),
+    // 24: Reason::DpopProof
+    (23, ErrorCode::InvalidDpopProof),
+    // 25: Reason::DpopMismatch
+    (24, ErrorCode::InvalidDpopProof),
+    // 26: Reason::DpopStale
+    (25, ErrorCode::InvalidDpopProof),
+    // 27: Reason::DpopReplay
+    (26, ErrorCode::InvalidDpopProof),
+    // 28: Reason::DpopKey
+    (27, ErrorCode::InvalidDpopProof),
+    // 29: Reason::DpopDowngrade
+    (28, ErrorCode::InvalidToken),
+    // 30: Reason::DpopUnbound
+    (29, ErrorCode::InvalidToken),
+    // 31: Reason::DpopRequired
+    (30, ErrorCode::InvalidToken),
+    // 32: Reason::CertMissing
+    (31, ErrorCode::InvalidToken),
+    // 33: Reason::CertMismatch
+    (32, ErrorCode::InvalidToken),
+    // 34: Reason::KeysUnavailable
+    (33, ErrorCode::Unavailable),
+    // 35: Reason::Denied
+    (34, ErrorCode::AccessDenied),
+    // 36: Reason::NoRoute
+    (35, ErrorCode::AccessDenied),
+    // 37: Reason::Internal
+    (36, ErrorCode::Unavailable),
+];
+
 impl Reason {
     /// One of each variant, in the order of the reason list in docs/operations.md. Tests, metrics and docs
     /// checks read this instead of keeping their own lists; `ordinal` is an exhaustive match,
@@ -171,7 +292,8 @@ impl Reason {
         ]
     }
 
-    /// The variant's position in `all()`.
+    /// The variant's position in `all()`, and its row in TABLE: the one match over variants that
+    /// names, codes and statuses go through.
     pub fn ordinal(&self) -> usize {
         match self {
             Reason::Missing => 0,
@@ -217,46 +339,12 @@ impl Reason {
 
     /// The stable reason string used in logs and metrics.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Missing => "missing",
-            Reason::InvalidRequest(_) => "invalid_request",
-            Reason::Opaque => "opaque",
-            Reason::Jwe => "jwe",
-            Reason::Malformed(_) => "malformed",
-            Reason::TooLarge => "too_large",
-            Reason::Algorithm => "algorithm",
-            Reason::UnknownKid => "unknown_kid",
-            Reason::NoCompatibleKey => "unknown_kid",
-            Reason::AmbiguousKey(_) => "ambiguous_key",
-            Reason::BadSignature => "bad_signature",
-            Reason::Issuer => "issuer",
-            Reason::Tenant(_) => "tenant",
-            Reason::Audience => "audience",
-            Reason::Expired => "expired",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::Lifetime(_) => "lifetime",
-            Reason::Typ => "typ",
-            Reason::Crit => "crit",
-            Reason::Client => "client",
-            Reason::IdToken => "id_token",
-            Reason::Scope(_) => "scope",
-            Reason::Principal => "principal",
-            Reason::Claim(_) => "claim",
-            Reason::DpopProof(_) => "dpop_proof",
-            Reason::DpopMismatch(_) => "dpop_mismatch",
-            Reason::DpopStale => "dpop_stale",
-            Reason::DpopReplay => "dpop_replay",
-            Reason::DpopKey => "dpop_key",
-            Reason::DpopDowngrade => "dpop_downgrade",
-            Reason::DpopUnbound => "dpop_unbound",
-            Reason::DpopRequired => "dpop_required",
-            Reason::CertMissing => "cert_missing",
-            Reason::CertMismatch => "cert_mismatch",
-            Reason::KeysUnavailable => "keys_unavailable",
-            Reason::Denied => "denied",
-            Reason::NoRoute => "no_route",
-            Reason::Internal => "internal",
-        }
+        NAMES.get(self.row().0).copied().unwrap_or("internal")
+    }
+
+    /// Its TABLE row (the tests read every variant's, so the fallback is never taken).
+    fn row(&self) -> (usize, ErrorCode) {
+        TABLE.get(self.ordinal()).copied().unwrap_or((NAMES.len() - 1, ErrorCode::Unavailable))
     }
 
     /// A refusal about DPoP itself: its challenge names the DPoP scheme.
@@ -285,19 +373,7 @@ impl Reason {
     }
 
     pub fn error_code(&self) -> ErrorCode {
-        match self {
-            Reason::Missing => ErrorCode::MissingToken,
-            Reason::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            Reason::Scope(_) | Reason::Principal | Reason::Claim(_) => ErrorCode::InsufficientScope,
-            Reason::KeysUnavailable | Reason::Internal => ErrorCode::Unavailable,
-            Reason::NoRoute | Reason::Denied => ErrorCode::AccessDenied,
-            Reason::DpopProof(_)
-            | Reason::DpopMismatch(_)
-            | Reason::DpopStale
-            | Reason::DpopReplay
-            | Reason::DpopKey => ErrorCode::InvalidDpopProof,
-            _ => ErrorCode::InvalidToken,
-        }
+        self.row().1
     }
 
     /// When several providers could have accepted a request, the most useful failure to show

@@ -2,51 +2,13 @@
 //! in a log, a response and a dashboard all say the same word. Names are flat (Envoy shows
 //! wasm metrics as `wasmcustom.<name>`, Prometheus as `envoy_wasmcustom_<name with _>`).
 
-use crate::deny::Reason;
+use crate::deny::{Reason, NAMES};
 use crate::refresh::fetch_error::FetchError;
 
 const CAUSES: [&str; 9] = FetchError::CAUSES;
 
 /// Every reason string a request can be denied with, in documentation order.
-pub const REASONS: [&str; 37] = [
-    "missing",
-    "invalid_request",
-    "opaque",
-    "jwe",
-    "malformed",
-    "too_large",
-    "algorithm",
-    "crit",
-    "issuer",
-    "tenant",
-    "unknown_kid",
-    "ambiguous_key",
-    "expired",
-    "not_yet_valid",
-    "audience",
-    "bad_signature",
-    "id_token",
-    "typ",
-    "lifetime",
-    "client",
-    "scope",
-    "principal",
-    "claim",
-    "dpop_proof",
-    "dpop_mismatch",
-    "dpop_stale",
-    "dpop_replay",
-    "dpop_key",
-    "dpop_downgrade",
-    "dpop_unbound",
-    "dpop_required",
-    "cert_missing",
-    "cert_mismatch",
-    "keys_unavailable",
-    "denied",
-    "no_route",
-    "internal",
-];
+pub const REASONS: [&str; NAMES.len()] = NAMES;
 
 /// Everything jwt-guard counts or measures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
