@@ -203,7 +203,7 @@ impl Engine {
                 // rule's audiences is still that provider; one judged for an earlier rule only
                 // counts if this rule asks for it too.
                 let mut verified: Vec<(usize, Rc<Verified>)> = Vec::new();
-                for i in requirement.verifiers() {
+                for i in requirement.verifiers(self.config.providers.len()) {
                     let base = self.config.verifier(i).0;
                     if let (Some(ProviderOutcome::Verified(v)), false) =
                         (&ev.outcomes[i], verified.iter().any(|(b, _)| *b == base))

@@ -351,12 +351,15 @@ pub enum Requirement {
 }
 
 impl Requirement {
-    /// The verifiers it names, in order.
-    pub fn verifiers(&self) -> Vec<usize> {
+    /// The verifiers it judges, in order: `allow_missing` and `allow_missing_or_failed` judge
+    /// every provider's token (`providers` of them).
+    pub fn verifiers(&self, providers: usize) -> Vec<usize> {
         match self {
             Requirement::Provider(i) => vec![*i],
-            Requirement::Any(list) | Requirement::All(list) => list.iter().flat_map(Requirement::verifiers).collect(),
-            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => Vec::new(),
+            Requirement::Any(list) | Requirement::All(list) => {
+                list.iter().flat_map(|r| r.verifiers(providers)).collect()
+            }
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => (0..providers).collect(),
         }
     }
 }

@@ -169,12 +169,13 @@ fn an_allow_rule_without_a_token_holds_only_on_negative_conditions() {
 
 #[test]
 fn a_token_verified_for_an_earlier_rule_only_counts_where_a_rule_asks_for_its_provider() {
-    let c = json!({"providers": {"p": provider_json(), "q": {"issuer": "https://other.test/", "audiences": ["x"],
-                   "local_jwks": {"inline_string": provider_json()["local_jwks"]["inline_string"]}}},
+    // p and r trust the same issuer; only p forwards a claim header. The first rule (p) is unmet,
+    // the second (r) allows: what goes upstream is r's doing, never p's.
+    let mut p = provider_json();
+    p["claim_to_headers"] = json!([{"header_name": "x-from-p", "claim_name": "sub"}]);
+    let c = json!({"providers": {"p": p, "r": provider_json()},
                    "rules": [{"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "principals": ["*/admin"]},
-                             {"match": {"prefix": "/"}, "action": "allow",
-                              "requires": {"requires_any": {"requirements": [{"provider_name": "q"}, {"allow_missing": {}}]}},
-                              "principals": ["*"]}]});
+                             {"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "r"}, "principals": ["*"]}]});
     let config = Config::parse(c.to_string().as_bytes()).unwrap();
     let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
     let engine = Engine::new(config);
@@ -183,8 +184,34 @@ fn a_token_verified_for_an_earlier_rule_only_counts_where_a_rule_asks_for_its_pr
     let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
     let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
     let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
-    // p verified alice for the first rule (not an admin); the second asks q, which did not
-    // verify her token: refused with the first rule's refusal, never allowed by p's token.
-    let Outcome::Deny(d) = engine.decide(&req, &states, NOW, &mut caches) else { panic!("allowed by p's token") };
-    assert_eq!(d.reason, Reason::Principal);
+    let Outcome::Allow { mutations, verified, .. } = engine.decide(&req, &states, NOW, &mut caches) else {
+        panic!("the second rule allows")
+    };
+    assert_eq!(verified.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+    assert!(!mutations.set_headers.iter().any(|(h, _)| h == "x-from-p"), "{mutations:?}");
+}
+
+#[test]
+fn allow_missing_and_allow_missing_or_failed_forward_a_valid_tokens_claims() {
+    // They judge every provider's token, so a valid one's claims still go upstream.
+    let mut p = provider_json();
+    p["claim_to_headers"] = json!([{"header_name": "x-sub", "claim_name": "sub"}]);
+    for requires in [json!({"allow_missing_or_failed": {}}), json!({"allow_missing": {}})] {
+        let c = json!({"providers": {"p": p.clone()}, "rules": [{"match": {"prefix": "/"}, "requires": requires}]});
+        let config = Config::parse(c.to_string().as_bytes()).unwrap();
+        let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
+        let engine = Engine::new(config);
+        let mut caches = engine.new_caches();
+        let auth = format!("Bearer {}", token("alice", json!([])));
+        let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
+        let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
+        let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
+        let Outcome::Allow { mutations, .. } = engine.decide(&req, &states, NOW, &mut caches) else {
+            panic!("{requires}")
+        };
+        assert!(
+            mutations.set_headers.contains(&("x-sub".to_string(), "alice".to_string())),
+            "{requires}: {mutations:?}"
+        );
+    }
 }
