@@ -104,22 +104,23 @@ lint:
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --manifest-path fuzz/Cargo.toml --bins --no-default-features -- -D warnings
 
+## The host test stages share the `checked` profile (Cargo.toml): one dependency graph for all.
 unit:
-	cargo test --lib
-	cargo test --test layers
+	cargo test --profile checked --lib
+	cargo test --profile checked --test layers
 	@# The docs against the code: fields, reasons, metrics, links and anchors.
-	cargo test --test docs
+	cargo test --profile checked --test docs
 
 conformance:
-	cargo test --test conformance -- --nocapture
+	cargo test --profile checked --test conformance -- --nocapture
 
 cli-test:
-	cargo test --features cli --bin jwt-guard --test cli
+	cargo test --profile checked --features cli --bin jwt-guard --test cli
 
 ## differential: the fast verifiers against their references (RustCrypto's rsa, p256, p384,
 ## crypto-bigint) and Google's Wycheproof vectors on every signature path, natively
 differential:
-	cargo test --profile differential --test differential --test rsa_differential --test wycheproof -- --nocapture
+	cargo test --profile checked --test differential --test rsa_differential --test wycheproof -- --nocapture
 
 ## differential-v8: the RSA differential test and the Wycheproof vectors built for wasm32-wasip1
 ## and run inside node's V8, so the SIMD code Envoy runs is the code checked
