@@ -167,82 +167,44 @@ pub const NAMES: [&str; 37] = [
 
 /// Per variant, by `ordinal`: its reason string (an index into NAMES) and RFC 6750 error code.
 const TABLE: [(usize, ErrorCode); 38] = [
-    // 0: Reason::Missing
-    (0, ErrorCode::MissingToken),
-    // 1: Reason::InvalidRequest
-    (1, ErrorCode::InvalidRequest),
-    // 2: Reason::Opaque
-    (2, ErrorCode::InvalidToken),
-    // 3: Reason::Jwe
-    (3, ErrorCode::InvalidToken),
-    // 4: Reason::Malformed
-    (4, ErrorCode::InvalidToken),
-    // 5: Reason::TooLarge
-    (5, ErrorCode::InvalidToken),
-    // 6: Reason::Algorithm
-    (6, ErrorCode::InvalidToken),
-    // 7: Reason::Crit
-    (7, ErrorCode::InvalidToken),
-    // 8: Reason::Issuer
-    (8, ErrorCode::InvalidToken),
-    // 9: Reason::Tenant
-    (9, ErrorCode::InvalidToken),
-    // 10: Reason::UnknownKid
-    (10, ErrorCode::InvalidToken),
-    // 11: Reason::NoCompatibleKey
-    (10, ErrorCode::InvalidToken),
-    // 12: Reason::AmbiguousKey
-    (11, ErrorCode::InvalidToken),
-    // 13: Reason::Expired
-    (12, ErrorCode::InvalidToken),
-    // 14: Reason::NotYetValid
-    (13, ErrorCode::InvalidToken),
-    // 15: Reason::Audience
-    (14, ErrorCode::InvalidToken),
-    // 16: Reason::BadSignature
-    (15, ErrorCode::InvalidToken),
-    // 17: Reason::IdToken
-    (16, ErrorCode::InvalidToken),
-    // 18: Reason::Typ
-    (17, ErrorCode::InvalidToken),
-    // 19: Reason::Lifetime
-    (18, ErrorCode::InvalidToken),
-    // 20: Reason::Client
-    (19, ErrorCode::InvalidToken),
-    // 21: Reason::Scope
-    (20, ErrorCode::InsufficientScope),
-    // 22: Reason::Principal
-    (21, ErrorCode::InsufficientScope),
-    // 23: Reason::Claim
-    (22, ErrorCode::InsufficientScope),
-    // 24: Reason::DpopProof
-    (23, ErrorCode::InvalidDpopProof),
-    // 25: Reason::DpopMismatch
-    (24, ErrorCode::InvalidDpopProof),
-    // 26: Reason::DpopStale
-    (25, ErrorCode::InvalidDpopProof),
-    // 27: Reason::DpopReplay
-    (26, ErrorCode::InvalidDpopProof),
-    // 28: Reason::DpopKey
-    (27, ErrorCode::InvalidDpopProof),
-    // 29: Reason::DpopDowngrade
-    (28, ErrorCode::InvalidToken),
-    // 30: Reason::DpopUnbound
-    (29, ErrorCode::InvalidToken),
-    // 31: Reason::DpopRequired
-    (30, ErrorCode::InvalidToken),
-    // 32: Reason::CertMissing
-    (31, ErrorCode::InvalidToken),
-    // 33: Reason::CertMismatch
-    (32, ErrorCode::InvalidToken),
-    // 34: Reason::KeysUnavailable
-    (33, ErrorCode::Unavailable),
-    // 35: Reason::Denied
-    (34, ErrorCode::AccessDenied),
-    // 36: Reason::NoRoute
-    (35, ErrorCode::AccessDenied),
-    // 37: Reason::Internal
-    (36, ErrorCode::Unavailable),
+    (0, ErrorCode::MissingToken),       // Missing
+    (1, ErrorCode::InvalidRequest),     // InvalidRequest
+    (2, ErrorCode::InvalidToken),       // Opaque
+    (3, ErrorCode::InvalidToken),       // Jwe
+    (4, ErrorCode::InvalidToken),       // Malformed
+    (5, ErrorCode::InvalidToken),       // TooLarge
+    (6, ErrorCode::InvalidToken),       // Algorithm
+    (7, ErrorCode::InvalidToken),       // Crit
+    (8, ErrorCode::InvalidToken),       // Issuer
+    (9, ErrorCode::InvalidToken),       // Tenant
+    (10, ErrorCode::InvalidToken),      // UnknownKid
+    (10, ErrorCode::InvalidToken),      // NoCompatibleKey
+    (11, ErrorCode::InvalidToken),      // AmbiguousKey
+    (12, ErrorCode::InvalidToken),      // Expired
+    (13, ErrorCode::InvalidToken),      // NotYetValid
+    (14, ErrorCode::InvalidToken),      // Audience
+    (15, ErrorCode::InvalidToken),      // BadSignature
+    (16, ErrorCode::InvalidToken),      // IdToken
+    (17, ErrorCode::InvalidToken),      // Typ
+    (18, ErrorCode::InvalidToken),      // Lifetime
+    (19, ErrorCode::InvalidToken),      // Client
+    (20, ErrorCode::InsufficientScope), // Scope
+    (21, ErrorCode::InsufficientScope), // Principal
+    (22, ErrorCode::InsufficientScope), // Claim
+    (23, ErrorCode::InvalidDpopProof),  // DpopProof
+    (24, ErrorCode::InvalidDpopProof),  // DpopMismatch
+    (25, ErrorCode::InvalidDpopProof),  // DpopStale
+    (26, ErrorCode::InvalidDpopProof),  // DpopReplay
+    (27, ErrorCode::InvalidDpopProof),  // DpopKey
+    (28, ErrorCode::InvalidToken),      // DpopDowngrade
+    (29, ErrorCode::InvalidToken),      // DpopUnbound
+    (30, ErrorCode::InvalidToken),      // DpopRequired
+    (31, ErrorCode::InvalidToken),      // CertMissing
+    (32, ErrorCode::InvalidToken),      // CertMismatch
+    (33, ErrorCode::Unavailable),       // KeysUnavailable
+    (34, ErrorCode::AccessDenied),      // Denied
+    (35, ErrorCode::AccessDenied),      // NoRoute
+    (36, ErrorCode::Unavailable),       // Internal
 ];
 
 impl Reason {
@@ -339,7 +301,12 @@ impl Reason {
 
     /// The stable reason string used in logs and metrics.
     pub fn as_str(&self) -> &'static str {
-        NAMES.get(self.row().0).copied().unwrap_or("internal")
+        NAMES.get(self.name_index()).copied().unwrap_or("internal")
+    }
+
+    /// Its reason string's position in NAMES: metrics count by it.
+    pub fn name_index(&self) -> usize {
+        self.row().0
     }
 
     /// Its TABLE row (the tests read every variant's, so the fallback is never taken).
@@ -386,105 +353,5 @@ impl Reason {
             Reason::InvalidRequest(_) => 4,
             _ => 2,
         }
-    }
-
-    /// A sentence a client developer can act on. It never contains the token or the request
-    /// URI, and the caller supplies what the provider expects (audience, realm).
-    pub fn description(&self, expected_audiences: &[String]) -> String {
-        match self {
-            Reason::Missing => {
-                "This API requires a bearer access token: send `Authorization: Bearer <access token>`.".to_string()
-            }
-            Reason::InvalidRequest(why) => format!("Malformed request: {why}."),
-            Reason::Opaque => format!(
-                "The bearer token is not a JWT. This API accepts JWT access tokens only: request \
-                 the token with the API's audience ({}), for Auth0 the `audience` parameter of the \
-                 authorize or token request.",
-                join_or(expected_audiences, "configured audience")
-            ),
-            Reason::Jwe => "The bearer token is an encrypted JWT (JWE). This API accepts signed \
-                            JWT access tokens (JWS) only."
-                .to_string(),
-            Reason::Malformed(why) => format!("The bearer token is not a well-formed JWT: {why}."),
-            Reason::TooLarge => "The bearer token is larger than this API accepts.".to_string(),
-            Reason::Algorithm => "The token's signing algorithm is not accepted by this API.".to_string(),
-            Reason::UnknownKid => "The token was signed with a key this API does not know (unknown kid).".to_string(),
-            Reason::NoCompatibleKey => "No key of the issuer can verify a token with this algorithm.".to_string(),
-            Reason::AmbiguousKey(n) => format!(
-                "The token does not say which key signed it: {n} of the issuer's keys fit. Tokens must \
-                 carry the `kid` header of their signing key."
-            ),
-            Reason::BadSignature => "The token signature is invalid.".to_string(),
-            Reason::Issuer => "The token was issued by an issuer this API does not trust.".to_string(),
-            Reason::Tenant(why) => format!("The token's tenant is not accepted by this API: {why}."),
-            Reason::Audience => format!(
-                "The token's audience (aud) is not this API. Request an access token for {}.",
-                join_or(expected_audiences, "this API's audience")
-            ),
-            Reason::Expired => "The token has expired. Obtain a new access token.".to_string(),
-            Reason::NotYetValid => "The token is not valid yet (nbf is in the future).".to_string(),
-            Reason::Lifetime(why) => format!("The token lifetime is not acceptable: {why}."),
-            Reason::Typ => "The token type (typ header) is not accepted by this API.".to_string(),
-            Reason::Crit => {
-                "The token requires a critical JOSE extension (crit) this API does not support.".to_string()
-            }
-            Reason::Client => "The client that requested this token may not call this API.".to_string(),
-            Reason::IdToken => format!(
-                "An ID token was sent. ID tokens identify the user to the client and must not be \
-                 sent to APIs; this API accepts access tokens only. Send the access token issued \
-                 for {}.",
-                join_or(expected_audiences, "this API's audience")
-            ),
-            Reason::Scope(scopes) => {
-                format!("The access token lacks the scope this route requires: {scopes}.")
-            }
-            Reason::Principal => "This route does not accept this token's subject (its `iss` and `sub`).".to_string(),
-            Reason::Claim(claim) => {
-                format!("The access token's `{claim}` claim does not have a value this route requires.")
-            }
-            Reason::DpopProof(why) => format!("The DPoP proof is not valid: {why}."),
-            Reason::DpopMismatch(why) => format!(
-                "The DPoP proof was made for another request: {why}. Make a new proof for this method \
-                 and URL, with `ath` for this access token."
-            ),
-            Reason::DpopStale => "The DPoP proof is too old or dated in the future (iat). Make a fresh proof \
-                                  for each request."
-                .to_string(),
-            Reason::DpopReplay => {
-                "The DPoP proof was already used. Make a new proof, with a new `jti`, for each request.".to_string()
-            }
-            Reason::DpopKey => "The DPoP proof is signed with another key than the one the access token is \
-                                bound to (cnf.jkt)."
-                .to_string(),
-            Reason::DpopDowngrade => "The access token is bound to a DPoP key: send it as `Authorization: DPoP \
-                                      <token>` with a `DPoP` proof header, not as a bearer token."
-                .to_string(),
-            Reason::DpopUnbound => "The access token is not bound to a DPoP key, so it cannot be sent with the \
-                                    DPoP scheme: send it as `Authorization: Bearer <token>`, or request a \
-                                    DPoP-bound token."
-                .to_string(),
-            Reason::DpopRequired => "This API accepts DPoP-bound access tokens only: request the token with a \
-                                     DPoP proof, and send it as `Authorization: DPoP <token>` with a `DPoP` \
-                                     proof header."
-                .to_string(),
-            Reason::CertMissing => "The access token is bound to a client certificate: call the API over \
-                                    mutual TLS with that certificate."
-                .to_string(),
-            Reason::CertMismatch => "The access token is bound to another client certificate than the one \
-                                     this connection presented."
-                .to_string(),
-            Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
-            Reason::Denied => "A rule of this API refuses this request.".to_string(),
-            Reason::NoRoute => "No rule allows this route.".to_string(),
-            Reason::Internal => "The gateway could not check this request. Retry shortly.".to_string(),
-        }
-    }
-}
-
-fn join_or(items: &[String], fallback: &str) -> String {
-    if items.is_empty() {
-        fallback.to_string()
-    } else {
-        items.join(" or ")
     }
 }

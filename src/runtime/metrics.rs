@@ -15,14 +15,14 @@ pub const REASONS: [&str; NAMES.len()] = NAMES;
 pub enum Metric {
     /// Requests let through (all rules, with or without a token).
     Allowed,
-    /// Requests refused, by reason.
-    Denied(&'static str),
+    /// Requests refused, by reason (its position in REASONS: `Reason::name_index`).
+    Denied(usize),
     /// Requests a provider's verified token let through.
     ProviderAllowed(usize),
     /// Of those, the ones whose audience was not checked (`allow_any_audience`).
     AudienceUnchecked(usize),
-    /// Requests refused on a provider's verdict, by reason.
-    ProviderDenied(usize, &'static str),
+    /// Requests refused on a provider's verdict, by reason (as in `Denied`).
+    ProviderDenied(usize, usize),
     /// Requests paused to wait for keys.
     Paused,
     /// CORS preflights let through unchecked (also counted in `Allowed`).
@@ -48,14 +48,15 @@ impl Metric {
 
     pub fn name(&self, providers: &[String]) -> String {
         let p = |i: &usize| providers.get(*i).map_or("unknown", String::as_str).to_string();
+        let r = |k: &usize| REASONS.get(*k).copied().unwrap_or("unknown");
         match self {
             Metric::Allowed => "jwt_guard.requests.allowed".to_string(),
-            Metric::Denied(r) => format!("jwt_guard.requests.denied.{r}"),
+            Metric::Denied(k) => format!("jwt_guard.requests.denied.{}", r(k)),
             Metric::Paused => "jwt_guard.requests.paused".to_string(),
             Metric::Preflight => "jwt_guard.requests.preflight".to_string(),
             Metric::ProviderAllowed(i) => format!("jwt_guard.provider.{}.allowed", p(i)),
             Metric::AudienceUnchecked(i) => format!("jwt_guard.provider.{}.audience_unchecked", p(i)),
-            Metric::ProviderDenied(i, r) => format!("jwt_guard.provider.{}.denied.{r}", p(i)),
+            Metric::ProviderDenied(i, k) => format!("jwt_guard.provider.{}.denied.{}", p(i), r(k)),
             Metric::JwksFetchSuccess(i) => format!("jwt_guard.provider.{}.jwks_fetch.success", p(i)),
             Metric::JwksFetchFailure(i) => format!("jwt_guard.provider.{}.jwks_fetch.failure", p(i)),
             Metric::JwksFetchError(i, c) => format!("jwt_guard.provider.{}.jwks_fetch.error.{c}", p(i)),
@@ -73,16 +74,16 @@ impl Metric {
     pub fn index(&self, provider_count: usize) -> Option<usize> {
         const GLOBAL: usize = 3 + REASONS.len();
         const PER_PROVIDER: usize = 1 + REASONS.len() + 8 + CAUSES.len();
-        let reason = |r: &str| REASONS.iter().position(|x| *x == r);
+        let reason = |k: usize| (k < REASONS.len()).then_some(k);
         let cause = |c: &str| CAUSES.iter().position(|x| *x == c);
         let provider = |i: usize, offset: usize| (i < provider_count).then_some(GLOBAL + i * PER_PROVIDER + offset);
         match self {
             Metric::Allowed => Some(0),
             Metric::Paused => Some(1),
             Metric::Preflight => Some(2),
-            Metric::Denied(r) => reason(r).map(|k| 3 + k),
+            Metric::Denied(k) => reason(*k).map(|k| 3 + k),
             Metric::ProviderAllowed(i) => provider(*i, 0),
-            Metric::ProviderDenied(i, r) => reason(r).and_then(|k| provider(*i, 1 + k)),
+            Metric::ProviderDenied(i, k) => reason(*k).and_then(|k| provider(*i, 1 + k)),
             Metric::JwksFetchSuccess(i) => provider(*i, 1 + REASONS.len()),
             Metric::JwksFetchFailure(i) => provider(*i, 2 + REASONS.len()),
             Metric::CacheHit(i) => provider(*i, 3 + REASONS.len()),
@@ -97,10 +98,10 @@ impl Metric {
 
     pub fn all(provider_count: usize) -> Vec<Metric> {
         let mut out = vec![Metric::Allowed, Metric::Paused, Metric::Preflight];
-        out.extend(REASONS.iter().map(|r| Metric::Denied(r)));
+        out.extend((0..REASONS.len()).map(Metric::Denied));
         for i in 0..provider_count {
             out.push(Metric::ProviderAllowed(i));
-            out.extend(REASONS.iter().map(|r| Metric::ProviderDenied(i, r)));
+            out.extend((0..REASONS.len()).map(|k| Metric::ProviderDenied(i, k)));
             out.extend([
                 Metric::JwksFetchSuccess(i),
                 Metric::JwksFetchFailure(i),
@@ -119,10 +120,10 @@ impl Metric {
 
 /// The counters one denial bumps.
 pub fn for_denial(reason: &Reason, provider: Option<usize>) -> Vec<Metric> {
-    let r = reason.as_str();
-    let mut out = vec![Metric::Denied(r)];
+    let k = reason.name_index();
+    let mut out = vec![Metric::Denied(k)];
     if let Some(i) = provider {
-        out.push(Metric::ProviderDenied(i, r));
+        out.push(Metric::ProviderDenied(i, k));
     }
     out
 }
@@ -139,9 +140,9 @@ mod tests {
                 assert_eq!(m.index(n), Some(i), "{m:?} with {n} providers");
             }
             assert_eq!(Metric::CacheHit(n).index(n), None, "no such provider");
-            assert_eq!(Metric::ProviderDenied(n, "expired").index(n), None);
+            assert_eq!(Metric::ProviderDenied(n, Reason::Expired.name_index()).index(n), None);
         }
-        assert_eq!(Metric::Denied("no_such_reason").index(1), None);
+        assert_eq!(Metric::Denied(REASONS.len()).index(1), None);
     }
 
     #[test]
@@ -158,8 +159,13 @@ mod tests {
     #[test]
     fn names() {
         let providers = vec!["auth0".to_string()];
-        assert_eq!(Metric::ProviderDenied(0, "id_token").name(&providers), "jwt_guard.provider.auth0.denied.id_token");
-        assert_eq!(Metric::Denied("no_route").name(&providers), "jwt_guard.requests.denied.no_route");
+        let (id_token, no_route) = (Reason::IdToken.name_index(), Reason::NoRoute.name_index());
+        assert_eq!(Metric::ProviderDenied(0, id_token).name(&providers), "jwt_guard.provider.auth0.denied.id_token");
+        assert_eq!(Metric::Denied(no_route).name(&providers), "jwt_guard.requests.denied.no_route");
+        assert_eq!(
+            for_denial(&Reason::NoCompatibleKey, Some(0))[1].name(&providers),
+            "jwt_guard.provider.auth0.denied.unknown_kid"
+        );
         assert_eq!(Metric::all(1).len(), 3 + 37 + 1 + 37 + 8 + 9);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];

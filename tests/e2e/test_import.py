@@ -19,10 +19,9 @@ import yaml
 
 from authz_envoy import bootstrap, guard_filter
 from istio_generated import jwt_authn as istio_jwt_authn, rbac_filters
-from jwtguard_support import ROOT, EchoUpstream, Envoy, Signer, free_port, request
+from jwtguard_support import CLI, ROOT, EchoUpstream, Envoy, Signer, free_port, request
 
 CORPUS = ROOT / "tests" / "vectors" / "import"
-CLI = ROOT / "target" / "release" / "jwt-guard"
 SIGNERS: dict[str, Signer] = {}
 
 

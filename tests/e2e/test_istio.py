@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from jwtguard_support import ROOT
+from jwtguard_support import CLI, ROOT
 
 CRDS = ROOT / "tests" / "vectors" / "istio" / "crds.yaml"
 MANIFESTS = ROOT / "envoy" / "istio"
@@ -170,7 +170,7 @@ def test_the_gateway_plugin_has_no_server_only_match():
 def test_plugin_config_passes_jwt_guard_check_config(folder, tmp_path):
     config = tmp_path / "plugin.json"
     config.write_text(json.dumps(sets()[folder]["WasmPlugin"]["spec"]["pluginConfig"]))
-    cli = ROOT / "target" / "release" / "jwt-guard"
+    cli = CLI
     r = subprocess.run([str(cli), "check-config", str(config)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "OK (1 provider: auth0; 2 rules)" in r.stdout
