@@ -1,16 +1,18 @@
 //! One VM's side of the key protocol: keep each provider's keys in step with the shared
 //! record (adopt new generations, take the fetch lease when a fetch is due, publish results
 //! with compare-and-swap), read fetch answers, and ask for unknown-kid refetches. What the
-//! record says next is decided by `refresh::KeySlot`; this file carries it to the host.
+//! record says next is decided by `refresh::KeySlot`; `KeySync` owns the slots and carries it
+//! to the host. It reports which providers' keys changed; the plugin drops their cached tokens.
 
 use log::{debug, info, warn};
 
 use super::host::{Host, HostResult};
 use super::metrics::Metric;
-use super::plugin::Plugin;
+use super::telemetry::Telemetry;
 use crate::jwks::KeySet;
+use crate::policy::{Config, Issuers};
 use crate::refresh::fetch_error::FetchError;
-use crate::refresh::{body_key, encode_body, state_key, FetchRequest, SharedState, Step, MAX_JWKS_BYTES};
+use crate::refresh::{body_key, encode_body, state_key, FetchRequest, KeySlot, SharedState, Step, MAX_JWKS_BYTES};
 
 /// CAS retries when publishing a fetch result races another VM's write.
 const CAS_ATTEMPTS: usize = 8;
@@ -22,13 +24,32 @@ fn read_shared(host: &impl Host, key: &str) -> HostResult<(Option<SharedState>, 
     Ok((bytes.as_deref().and_then(SharedState::decode), cas))
 }
 
-impl Plugin {
-    pub(super) fn step_provider(&mut self, host: &mut impl Host, i: usize) {
-        let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
-        let now = self.now(host);
+/// Every provider's key slot, with what the protocol needs of the configuration.
+pub struct KeySync {
+    slots: Vec<KeySlot>,
+    names: Vec<String>,
+    issuers: Vec<Option<Issuers>>,
+}
+
+impl KeySync {
+    pub fn new(config: &Config, now_ms: u64, owner: u64) -> KeySync {
+        KeySync {
+            slots: config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect(),
+            names: config.providers.iter().map(|p| p.name.clone()).collect(),
+            issuers: config.providers.iter().map(|p| p.issuers.clone()).collect(),
+        }
+    }
+
+    pub fn slots(&self) -> &[KeySlot] {
+        &self.slots
+    }
+
+    /// Brings provider `i` in step with the shared record and starts its fetch if one is due.
+    /// Returns true if its keys changed.
+    pub fn step_provider(&mut self, host: &mut impl Host, i: usize, now: u64, t: &mut Telemetry) -> bool {
+        let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return false };
         if let Some(why) = self.slots[i].check_deadline(now) {
-            self.publish(host, i, Err(why));
-            return;
+            return self.publish(host, i, Err(why), now, t);
         }
         let key = state_key(&uri);
         let (shared, cas) = match read_shared(host, &key) {
@@ -39,41 +60,49 @@ impl Plugin {
                 let created = host.set_shared(&key, &fresh.encode(), None).and_then(|()| host.get_shared(&key));
                 match created {
                     Ok((_, cas)) => (fresh, cas),
-                    Err(s) => return debug!("jwt-guard: shared data unavailable ({s}); next tick"),
+                    Err(s) => {
+                        debug!("jwt-guard: shared data unavailable ({s}); next tick");
+                        return false;
+                    }
                 }
             }
-            Err(s) => return debug!("jwt-guard: shared data unavailable ({s}); next tick"),
+            Err(s) => {
+                debug!("jwt-guard: shared data unavailable ({s}); next tick");
+                return false;
+            }
         };
-        self.sync(host, i, &uri, &shared);
-        let Some(claimed) = self.slots[i].claim(now) else { return };
+        let changed = self.sync(host, i, &uri, &shared);
+        let Some(claimed) = self.slots[i].claim(now) else { return changed };
         if host.set_shared(&key, &claimed.encode(), cas).is_err() {
-            return; // another VM took the lease first
+            return changed; // another VM took the lease first
         }
         self.slots[i].observe(&claimed);
         if let Some(req) = self.slots[i].begin() {
-            self.dispatch(host, i, &req, now);
+            self.dispatch(host, i, &req, now, t);
         }
+        changed
     }
 
-    fn dispatch(&mut self, host: &mut impl Host, i: usize, req: &FetchRequest, now: u64) {
+    fn dispatch(&mut self, host: &mut impl Host, i: usize, req: &FetchRequest, now: u64, t: &mut Telemetry) {
         match host.dispatch_get(&req.cluster, &req.authority, &req.path, req.timeout_ms) {
             Ok(token) => self.slots[i].started(token, now),
-            Err(s) => self.publish(
-                host,
-                i,
-                Err(FetchError::Dispatch { cluster: req.cluster.clone(), status: s.0, status_name: s.name() }),
-            ),
+            Err(s) => {
+                let why = FetchError::Dispatch { cluster: req.cluster.clone(), status: s.0, status_name: s.name() };
+                self.publish(host, i, Err(why), now, t);
+            }
         }
     }
 
     /// Adopts keys another VM already published, without taking part in fetching. Returns
-    /// true if any provider got newer keys.
-    pub(super) fn catch_up(&mut self, host: &mut impl Host) -> bool {
-        let mut changed = false;
+    /// the providers that got newer keys.
+    pub fn catch_up(&mut self, host: &mut impl Host) -> Vec<usize> {
+        let mut changed = Vec::new();
         for i in 0..self.slots.len() {
             let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
             let Ok((Some(shared), _)) = read_shared(host, &state_key(&uri)) else { continue };
-            changed |= self.sync(host, i, &uri, &shared);
+            if self.sync(host, i, &uri, &shared) {
+                changed.push(i);
+            }
         }
         changed
     }
@@ -86,10 +115,9 @@ impl Plugin {
         }
         let Ok((Some(stored), _)) = host.get_shared(&body_key(uri)) else { return false };
         let before = self.slots[i].generation;
-        let name = &self.engine.config.providers[i].name;
+        let name = &self.names[i];
         match self.slots[i].adopt(&stored) {
             Ok(n) => {
-                self.caches[i].clear();
                 debug!(
                     "jwt-guard: provider {name} took {n} keys (generation {}) from shared data",
                     self.slots[i].generation
@@ -101,12 +129,19 @@ impl Plugin {
     }
 
     /// Ends this VM's fetch: stores a good JWKS for every VM and updates the shared record.
-    fn publish(&mut self, host: &mut impl Host, i: usize, result: Result<(Vec<u8>, KeySet), FetchError>) {
-        let Some(remote) = self.slots[i].remote().cloned() else { return };
-        let now = self.now(host);
+    /// Returns true if this VM installed new keys.
+    fn publish(
+        &mut self,
+        host: &mut impl Host,
+        i: usize,
+        result: Result<(Vec<u8>, KeySet), FetchError>,
+        now: u64,
+        t: &mut Telemetry,
+    ) -> bool {
+        let Some(remote) = self.slots[i].remote().cloned() else { return false };
         let jitter = host.random();
         let key = state_key(&remote.uri);
-        let name = self.engine.config.providers[i].name.clone();
+        let name = self.names[i].clone();
         for _ in 0..CAS_ATTEMPTS {
             let Ok((shared, cas)) = read_shared(host, &key) else { continue };
             let shared = shared.unwrap_or_default();
@@ -125,7 +160,7 @@ impl Plugin {
             self.slots[i].observe(&next);
             match fetched {
                 Ok((_, keys, g)) => {
-                    self.count(Metric::JwksFetchSuccess(i), 1);
+                    t.count(Metric::JwksFetchSuccess(i), 1);
                     info!(
                         "jwt-guard: provider {name} loaded {} keys from cluster {} (generation {g})",
                         keys.len(),
@@ -138,11 +173,11 @@ impl Plugin {
                         warn!("jwt-guard: provider {name}: {w}");
                     }
                     self.slots[i].install(keys.clone(), g, now);
-                    self.caches[i].clear();
+                    return true;
                 }
                 Err(why) => {
-                    self.count(Metric::JwksFetchFailure(i), 1);
-                    self.count(Metric::JwksFetchError(i, why.cause()), 1);
+                    t.count(Metric::JwksFetchFailure(i), 1);
+                    t.count(Metric::JwksFetchError(i, why.cause()), 1);
                     let keep = if self.slots[i].is_loaded() {
                         "keeping the previous keys"
                     } else {
@@ -157,42 +192,49 @@ impl Plugin {
                     );
                 }
             }
-            return;
+            return false;
         }
         warn!("jwt-guard: provider {name} could not publish its fetch result (shared data contention)");
+        false
     }
 
     /// A dispatched fetch answered: the proxy delivers `num_headers` headers (none when the
-    /// call failed) and a body of `body_size` bytes, read here through the host.
-    pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, num_headers: usize, body_size: usize) {
+    /// call failed) and a body of `body_size` bytes, read here through the host. Returns the
+    /// provider whose keys changed, if any.
+    pub fn on_fetch_response(
+        &mut self,
+        host: &mut impl Host,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        now: u64,
+        t: &mut Telemetry,
+    ) -> Option<usize> {
         let Some(i) = self.slots.iter().position(|s| s.owns(token)) else {
             debug!("jwt-guard: ignoring the answer to fetch {token}, which is past its deadline or superseded");
-            return;
+            return None;
         };
         let answer = read_answer(host, num_headers, body_size);
-        match self.slots[i].on_response(answer, self.engine.config.providers[i].issuers.as_ref()) {
+        let changed = match self.slots[i].on_response(answer, self.issuers[i].as_ref()) {
             Step::Next(req) => {
-                let now = self.now(host);
-                self.dispatch(host, i, &req, now);
+                self.dispatch(host, i, &req, now, t);
+                false
             }
-            Step::Fetched { body, keys } => self.publish(host, i, Ok((body, keys))),
-            Step::Failed(why) => self.publish(host, i, Err(why)),
-        }
-        self.record_gauges(host);
-        self.retry_pending(host);
-        self.flush_metrics(host);
+            Step::Fetched { body, keys } => self.publish(host, i, Ok((body, keys)), now, t),
+            Step::Failed(why) => self.publish(host, i, Err(why), now, t),
+        };
+        changed.then_some(i)
     }
 
     /// The VM is going away: release any fetch lease it holds so others need not wait for it
     /// to expire.
-    pub fn on_shutdown(&mut self, host: &mut impl Host) {
+    pub fn on_shutdown(&mut self, host: &mut impl Host, now: u64) {
         for i in 0..self.slots.len() {
             let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { continue };
             if !self.slots[i].fetching() {
                 continue;
             }
             let key = state_key(&uri);
-            let now = self.now(host);
             for _ in 0..CAS_ATTEMPTS {
                 let Ok((Some(shared), cas)) = read_shared(host, &key) else { break };
                 let Some(next) = self.slots[i].release(now, &shared) else { break };
@@ -205,19 +247,15 @@ impl Plugin {
 
     /// Asks, through the shared record, for one refetch of a provider's keys because a token
     /// named an unknown kid. The root context's tick starts it.
-    pub(super) fn request_refetch(&mut self, host: &mut impl Host, i: usize) {
+    pub fn request_refetch(&mut self, host: &mut impl Host, i: usize, now: u64) {
         let Some(uri) = self.slots[i].remote().map(|r| r.uri.clone()) else { return };
-        let now = self.now(host);
         let key = state_key(&uri);
         let Ok((Some(shared), cas)) = read_shared(host, &key) else { return };
         self.slots[i].observe(&shared);
         if let Some(next) = self.slots[i].request_kid_refetch(now) {
             if host.set_shared(&key, &next.encode(), cas).is_ok() {
                 self.slots[i].observe(&next);
-                warn!(
-                    "jwt-guard: provider {} saw an unknown kid; refetching its keys",
-                    self.engine.config.providers[i].name
-                );
+                warn!("jwt-guard: provider {} saw an unknown kid; refetching its keys", self.names[i]);
             }
         }
     }

@@ -1,14 +1,15 @@
 //! Per-VM plugin state and the request path: decide each request, park those whose keys are
 //! loading or being refetched, decide them again as keys land, and apply the verdict through
-//! the host, failing closed when the host fails. The key protocol is in `key_sync`, counting
-//! and logging in `telemetry`.
+//! the host, failing closed when the host fails. The key protocol is `KeySync` (key_sync.rs)
+//! and counting and logging `Telemetry` (telemetry.rs), each owning its own state.
 
 use log::{debug, warn};
 
 use super::header_map;
 use super::host::{Host, HostResult};
-use super::log_limit::LogLimiter;
+use super::key_sync::KeySync;
 use super::metrics::{for_denial, Metric};
+use super::telemetry::Telemetry;
 use crate::decision::extractor::header_text;
 use crate::decision::filter_state::{filter_state, PROPERTIES};
 use crate::decision::request_kind::protocol;
@@ -18,13 +19,10 @@ use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
 use crate::policy::Config;
-use crate::refresh::KeySlot;
 
 /// At most this many requests wait for keys per VM; more get 503 at once, so a flood
 /// during an IdP outage cannot grow memory without bound.
 pub const MAX_PENDING: usize = 1024;
-/// Each client that sends ID tokens is named in an info line at most once a minute.
-const ID_TOKEN_LOG_INTERVAL_MS: u64 = 60_000;
 
 /// What the HTTP context returns to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +31,7 @@ pub enum Action {
     Pause,
 }
 
-pub(super) enum Applied {
+enum Applied {
     Continued,
     Responded,
     /// Keys are on their way; the request's protocol shapes a refusal if it cannot wait.
@@ -41,19 +39,14 @@ pub(super) enum Applied {
 }
 
 pub struct Plugin {
-    pub(super) engine: Engine,
-    pub(super) slots: Vec<KeySlot>,
-    pub(super) caches: Vec<TokenCache>,
-    pub(super) pending: Vec<u32>,
-    /// By `Metric::index`: the host's id, if the host defined the metric.
-    pub(super) metric_ids: Vec<Option<u32>>,
-    /// Counts not yet handed to the host: requests bump these, ticks flush them, so the
-    /// request path makes no metric hostcalls.
-    pub(super) deltas: Vec<u64>,
-    pub(super) served_requests: bool,
-    pub(super) id_token_log: LogLimiter,
+    engine: Engine,
+    keys: KeySync,
+    caches: Vec<TokenCache>,
+    pending: Vec<u32>,
+    telemetry: Telemetry,
+    served_requests: bool,
     /// The last time the host told; used if the clock call fails.
-    pub(super) last_now_ms: u64,
+    last_now_ms: u64,
 }
 
 /// Answers the current request 503 with the core's JSON body and `retry-after`, for when
@@ -83,24 +76,43 @@ impl Plugin {
     }
 
     pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
-        let slots = config.providers.iter().map(|p| KeySlot::new(p, now_ms, owner)).collect();
+        let keys = KeySync::new(&config, now_ms, owner);
+        let names = config.providers.iter().map(|p| p.name.clone()).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
         Plugin {
             engine,
-            slots,
+            keys,
             caches,
             pending: Vec::new(),
-            metric_ids: Vec::new(),
-            deltas: Vec::new(),
+            telemetry: Telemetry::new(names),
             served_requests: false,
-            id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
             last_now_ms: now_ms,
         }
     }
 
+    /// Defines every metric up front, so dashboards and alerts see zeros, not gaps.
+    pub fn define_metrics(&mut self, host: &mut impl Host) {
+        self.telemetry.define_metrics(host);
+    }
+
+    fn record_gauges(&mut self, host: &mut impl Host) {
+        let now = self.now(host);
+        for (i, slot) in self.keys.slots().iter().enumerate() {
+            self.telemetry.gauge(host, Metric::KeysLoaded(i), slot.key_count() as u64);
+            if let Some(age) = slot.age_ms(now) {
+                self.telemetry.gauge(host, Metric::JwksAgeSeconds(i), age / 1000);
+            }
+            // Envoy shares a gauge across VMs: only VMs that serve requests (workers, not the
+            // main thread's) report their cache, so an idle VM cannot overwrite it with 0.
+            if self.served_requests {
+                self.telemetry.gauge(host, Metric::CacheEntries(i), self.caches[i].len() as u64);
+            }
+        }
+    }
+
     /// The host's clock; if the call fails, the last time it told (time never runs back).
-    pub(super) fn now(&mut self, host: &impl Host) -> u64 {
+    fn now(&mut self, host: &impl Host) -> u64 {
         if let Ok(t) = host.now_ms() {
             self.last_now_ms = self.last_now_ms.max(t);
         }
@@ -118,14 +130,17 @@ impl Plugin {
     /// Brings every provider in step with the shared record and starts fetches that are due,
     /// then decides waiting requests again. Called at start and on every tick.
     pub fn on_tick(&mut self, host: &mut impl Host) {
-        for i in 0..self.slots.len() {
-            self.step_provider(host, i);
+        for i in 0..self.keys.slots().len() {
+            let now = self.now(host);
+            if self.keys.step_provider(host, i, now, &mut self.telemetry) {
+                self.keys_changed(i);
+            }
         }
         if !self.pending.is_empty() {
             self.retry_pending(host);
         }
         self.record_gauges(host);
-        self.flush_metrics(host);
+        self.telemetry.flush(host);
     }
 
     /// Decides the request of the current HTTP context.
@@ -133,23 +148,57 @@ impl Plugin {
         self.served_requests = true;
         let mut applied = self.decide_and_apply(host);
         // Another VM may have published keys since our last tick: use them rather than wait.
-        if matches!(&applied, Applied::Waiting(..)) && self.catch_up(host) {
-            applied = self.decide_and_apply(host);
+        if matches!(&applied, Applied::Waiting(..)) {
+            let changed = self.keys.catch_up(host);
+            if !changed.is_empty() {
+                changed.into_iter().for_each(|i| self.keys_changed(i));
+                applied = self.decide_and_apply(host);
+            }
         }
         match applied {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
             Applied::Waiting(refetch, protocol) => {
+                let now = self.now(host);
                 for i in refetch {
-                    self.request_refetch(host, i);
+                    self.keys.request_refetch(host, i, now);
                 }
                 if self.pending.len() >= MAX_PENDING {
                     self.respond(host, &Reason::KeysUnavailable, None, protocol);
                 } else {
-                    self.count(Metric::Paused, 1);
+                    self.telemetry.count(Metric::Paused, 1);
                     self.pending.push(context_id);
                 }
                 Action::Pause
+            }
+        }
+    }
+
+    /// A dispatched fetch answered (see `KeySync::on_fetch_response`): new keys drop the
+    /// provider's cached tokens, and waiting requests are decided again.
+    pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, num_headers: usize, body_size: usize) {
+        let now = self.now(host);
+        if let Some(i) = self.keys.on_fetch_response(host, token, num_headers, body_size, now, &mut self.telemetry) {
+            self.keys_changed(i);
+        }
+        self.record_gauges(host);
+        self.retry_pending(host);
+        self.telemetry.flush(host);
+    }
+
+    /// The VM is going away: release any fetch lease it holds so others need not wait for it
+    /// to expire.
+    pub fn on_shutdown(&mut self, host: &mut impl Host) {
+        let now = self.now(host);
+        self.keys.on_shutdown(host, now);
+    }
+
+    /// Provider `i`'s keys changed: tokens verified under the old ones are verified again, in
+    /// every cache of that provider (its audience variants too).
+    fn keys_changed(&mut self, i: usize) {
+        for (v, cache) in self.caches.iter_mut().enumerate() {
+            if self.engine.config.verifier(v).0 == i {
+                cache.clear();
             }
         }
     }
@@ -159,7 +208,7 @@ impl Plugin {
         self.pending.retain(|id| *id != context_id);
     }
 
-    pub(super) fn retry_pending(&mut self, host: &mut impl Host) {
+    fn retry_pending(&mut self, host: &mut impl Host) {
         let waiting = std::mem::take(&mut self.pending);
         for id in waiting {
             if host.set_effective_context(id).is_err() {
@@ -173,8 +222,9 @@ impl Plugin {
                 }
                 Applied::Responded => {}
                 Applied::Waiting(refetch, _) => {
+                    let now = self.now(host);
                     for i in refetch {
-                        self.request_refetch(host, i);
+                        self.keys.request_refetch(host, i, now);
                     }
                     self.pending.push(id);
                 }
@@ -199,13 +249,13 @@ impl Plugin {
         // Read only for a certificate-bound token; a host that cannot say means no certificate.
         let peer_certificate = || host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten();
         let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
-        let states: Vec<KeyState<'_>> = self.slots.iter().map(|s| s.state(now_ms)).collect();
+        let states: Vec<KeyState<'_>> = self.keys.slots().iter().map(|s| s.state(now_ms)).collect();
         let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
         for i in 0..self.caches.len() {
             let hits = std::mem::take(&mut self.caches[i].hits);
             let misses = std::mem::take(&mut self.caches[i].misses);
-            self.count(Metric::CacheHit(i), hits);
-            self.count(Metric::CacheMiss(i), misses);
+            self.telemetry.count(Metric::CacheHit(i), hits);
+            self.telemetry.count(Metric::CacheMiss(i), misses);
         }
         // Before the refusal is sent or the request goes on, so logs and RBAC see it.
         let mut state_failed = None;
@@ -219,22 +269,22 @@ impl Plugin {
             Outcome::WaitForKeys { refetch, protocol } => Applied::Waiting(refetch, protocol),
             Outcome::Deny(denial) => {
                 for m in for_denial(&denial.reason, denial.provider) {
-                    self.count(m, 1);
+                    self.telemetry.count(m, 1);
                 }
-                self.log_denial(&denial, path, now_ms);
+                self.telemetry.log_denial(&denial, path, now_ms);
                 send(host, &denial.response);
                 Applied::Responded
             }
             Outcome::Allow { mutations, verified, preflight } => {
-                self.count(Metric::Allowed, 1);
+                self.telemetry.count(Metric::Allowed, 1);
                 if preflight {
-                    self.count(Metric::Preflight, 1);
+                    self.telemetry.count(Metric::Preflight, 1);
                 }
                 for (i, v) in &verified {
-                    self.count(Metric::ProviderAllowed(*i), 1);
+                    self.telemetry.count(Metric::ProviderAllowed(*i), 1);
                     let any_audience = self.engine.config.providers[*i].allow_any_audience;
                     if any_audience {
-                        self.count(Metric::AudienceUnchecked(*i), 1);
+                        self.telemetry.count(Metric::AudienceUnchecked(*i), 1);
                     }
                     debug!(
                         "jwt-guard: allow provider={} kid={} iss={} tenant={} sub={}{}",
@@ -263,7 +313,7 @@ impl Plugin {
         }
     }
 
-    pub(super) fn respond(
+    fn respond(
         &mut self,
         host: &mut impl Host,
         reason: &Reason,
@@ -271,7 +321,7 @@ impl Plugin {
         protocol: Protocol,
     ) {
         for m in for_denial(reason, provider) {
-            self.count(m, 1);
+            self.telemetry.count(m, 1);
         }
         if let Outcome::Deny(d) = self.engine.deny(reason.clone(), provider, protocol) {
             send(host, &d.response);

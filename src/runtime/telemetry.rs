@@ -4,31 +4,53 @@
 use log::{debug, info, log_enabled, Level};
 
 use super::host::Host;
+use super::log_limit::LogLimiter;
 use super::metrics::Metric;
-use super::plugin::Plugin;
 use crate::deny::Reason;
 use crate::token::summarize;
 
-impl Plugin {
+/// Each client that sends ID tokens is named in an info line at most once a minute.
+const ID_TOKEN_LOG_INTERVAL_MS: u64 = 60_000;
+
+/// A VM's counters and log limits, with the provider names they are labelled with.
+pub struct Telemetry {
+    providers: Vec<String>,
+    /// By `Metric::index`: the host's id, if the host defined the metric.
+    metric_ids: Vec<Option<u32>>,
+    /// Counts not yet handed to the host: requests bump these, ticks flush them, so the
+    /// request path makes no metric hostcalls.
+    deltas: Vec<u64>,
+    id_token_log: LogLimiter,
+}
+
+impl Telemetry {
+    pub fn new(providers: Vec<String>) -> Telemetry {
+        Telemetry {
+            providers,
+            metric_ids: Vec::new(),
+            deltas: Vec::new(),
+            id_token_log: LogLimiter::new(ID_TOKEN_LOG_INTERVAL_MS, 1024),
+        }
+    }
+
     /// Defines every metric up front, so dashboards and alerts see zeros, not gaps.
     pub fn define_metrics(&mut self, host: &mut impl Host) {
-        let names: Vec<String> = self.engine.config.providers.iter().map(|p| p.name.clone()).collect();
-        let all = Metric::all(names.len());
-        self.metric_ids = all.iter().map(|m| host.define_metric(m.is_gauge(), &m.name(&names)).ok()).collect();
+        let all = Metric::all(self.providers.len());
+        self.metric_ids = all.iter().map(|m| host.define_metric(m.is_gauge(), &m.name(&self.providers)).ok()).collect();
         self.deltas = vec![0; all.len()];
     }
 
-    pub(super) fn count(&mut self, m: Metric, by: u64) {
+    pub fn count(&mut self, m: Metric, by: u64) {
         if by == 0 {
             return;
         }
-        if let Some(d) = m.index(self.engine.config.providers.len()).and_then(|i| self.deltas.get_mut(i)) {
+        if let Some(d) = m.index(self.providers.len()).and_then(|i| self.deltas.get_mut(i)) {
             *d += by;
         }
     }
 
     /// Hands the counts gathered since the last flush to the host.
-    pub(super) fn flush_metrics(&mut self, host: &mut impl Host) {
+    pub fn flush(&mut self, host: &mut impl Host) {
         for (delta, id) in self.deltas.iter_mut().zip(&self.metric_ids) {
             if let (true, Some(id)) = (*delta > 0, id) {
                 let _ = host.increment_metric(*id, *delta);
@@ -37,30 +59,15 @@ impl Plugin {
         }
     }
 
-    fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
-        if let Some(Some(id)) = m.index(self.engine.config.providers.len()).and_then(|i| self.metric_ids.get(i)) {
+    pub fn gauge(&self, host: &mut impl Host, m: Metric, value: u64) {
+        if let Some(Some(id)) = m.index(self.providers.len()).and_then(|i| self.metric_ids.get(i)) {
             let _ = host.record_metric(*id, value);
         }
     }
 
-    pub(super) fn record_gauges(&mut self, host: &mut impl Host) {
-        let now = self.now(host);
-        for (i, slot) in self.slots.iter().enumerate() {
-            self.gauge(host, Metric::KeysLoaded(i), slot.key_count() as u64);
-            if let Some(age) = slot.age_ms(now) {
-                self.gauge(host, Metric::JwksAgeSeconds(i), age / 1000);
-            }
-            // Envoy shares a gauge across VMs: only VMs that serve requests (workers, not the
-            // main thread's) report their cache, so an idle VM cannot overwrite it with 0.
-            if self.served_requests {
-                self.gauge(host, Metric::CacheEntries(i), self.caches[i].len() as u64);
-            }
-        }
-    }
-
     /// One debug line per denial; an info line naming the client that sends ID tokens.
-    pub(super) fn log_denial(&mut self, denial: &crate::decision::Denial, path: &str, now_ms: u64) {
-        let provider = denial.provider.map_or("-", |i| self.engine.config.providers[i].name.as_str());
+    pub fn log_denial(&mut self, denial: &crate::decision::Denial, path: &str, now_ms: u64) {
+        let provider = denial.provider.and_then(|i| self.providers.get(i)).map_or("-", String::as_str);
         let route = path.split('?').next().unwrap_or("");
         let is_id_token = denial.reason == Reason::IdToken;
         if !(is_id_token || log_enabled!(Level::Debug)) {

@@ -122,7 +122,22 @@ fn refused_dispatch_is_retried_with_backoff() {
 
 #[test]
 fn new_keys_evict_cached_tokens_of_removed_keys() {
-    let (mut plugin, mut host) = started();
+    new_keys_evict_cached_tokens_of_removed_keys_from(remote_config());
+    // A rule's provider_and_audiences has a cache of its own: it is emptied too.
+    let rules = json!({"rules": [{"match": {"prefix": "/"}, "requires": {"provider_and_audiences":
+        {"provider_name": "p", "audiences": [API]}}}]});
+    new_keys_evict_cached_tokens_of_removed_keys_from(config_with(
+        json!({"local_jwks": null,
+               "remote_jwks": {"http_uri": {"uri": "https://idp.test/.well-known/jwks.json", "cluster": "idp", "timeout": "2s"},
+                               "cache_duration": "60s"}}),
+        rules,
+    ));
+}
+
+fn new_keys_evict_cached_tokens_of_removed_keys_from(config: Config) {
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(config, host.now, 1);
+    plugin.on_tick(&mut host);
     answer(&mut plugin, &mut host, 1, Some(200), Some(JWKS.as_bytes().to_vec()));
     let token = bearer();
     assert_eq!(host.arrive(&mut plugin, 10, Some(&token)), Action::Continue);
