@@ -313,13 +313,7 @@ impl Plugin {
         }
     }
 
-    fn respond(
-        &mut self,
-        host: &mut impl Host,
-        reason: &Reason,
-        provider: Option<usize>,
-        protocol: Protocol,
-    ) {
+    fn respond(&mut self, host: &mut impl Host, reason: &Reason, provider: Option<usize>, protocol: Protocol) {
         for m in for_denial(reason, provider) {
             self.telemetry.count(m, 1);
         }
