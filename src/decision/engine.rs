@@ -1,20 +1,21 @@
-//! The decision for one request: which rule applies, which providers must vouch for the
-//! token, and what to do (let through with header changes, refuse, or wait for keys).
+//! The decision for one request: the matching rules in order, each authenticating through its
+//! requirement (`requirement`) and reading its conditions by its action (`grants`), and the
+//! outcome: let through (header changes: `mutations`), refuse (`refusal`), or wait for keys.
 //! Everything here is pure: time, headers and key sets come in as arguments.
 
 use std::rc::Rc;
 
 use crate::authn::Verified;
-use crate::decision::extractor::{find_token, remove_cookie, remove_query_param, Found, Headers, Location};
+use crate::decision::extractor::Headers;
 use crate::decision::grants::{check_grants, grants_hold};
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
 use crate::decision::route::matching_rules;
 use crate::decision::token_cache::TokenCache;
-use crate::deny::response::{for_reason, Response};
-use crate::deny::{Protocol, Reason, Scheme};
+use crate::deny::response::Response;
+use crate::deny::{Protocol, Reason};
 use crate::jwks::KeyState;
-use crate::policy::{Config, DpopMode, Requirement, Rule, RuleAction, PAYLOAD_HEADER};
+use crate::policy::{Config, DpopMode, Requirement, Rule, RuleAction};
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -79,12 +80,12 @@ enum Step {
 }
 
 /// A refusal not built yet: most are never answered (a later rule allows).
-struct Unmet {
-    reason: Reason,
-    verifier: Option<usize>,
-    token: Option<String>,
-    dpop_sent: bool,
-    principal: Option<String>,
+pub(super) struct Unmet {
+    pub(super) reason: Reason,
+    pub(super) verifier: Option<usize>,
+    pub(super) token: Option<String>,
+    pub(super) dpop_sent: bool,
+    pub(super) principal: Option<String>,
 }
 
 pub struct Engine {
@@ -243,162 +244,5 @@ impl Engine {
                 Step::Decided(Outcome::Allow { mutations, verified, preflight: false })
             }
         }
-    }
-
-    fn refused(&self, u: Unmet, protocol: Protocol) -> Outcome {
-        let mut refusal = self.refuse(u.reason, u.verifier, u.token, u.dpop_sent, protocol);
-        if let Outcome::Deny(d) = &mut refusal {
-            d.principal = u.principal;
-        }
-        refusal
-    }
-
-    pub fn deny(&self, reason: Reason, provider: Option<usize>, protocol: Protocol) -> Outcome {
-        self.refuse(reason, provider, None, false, protocol)
-    }
-
-    /// The challenge names DPoP (RFC 9449 §7.1) when the client used it, when the refusal is
-    /// about DPoP, or when the provider takes nothing else; Bearer clients see Bearer.
-    fn scheme(&self, reason: &Reason, provider: Option<usize>, dpop_sent: bool) -> Option<String> {
-        let p = &self.config.providers[provider?];
-        if p.dpop.mode == DpopMode::Disabled {
-            return None;
-        }
-        (dpop_sent || reason.concerns_dpop() || p.dpop.mode == DpopMode::Required)
-            .then(|| p.dpop.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(" "))
-    }
-
-    /// `verifier`: the provider (or audience variant) the refusal is about.
-    fn refuse(
-        &self,
-        reason: Reason,
-        verifier: Option<usize>,
-        token: Option<String>,
-        dpop_sent: bool,
-        protocol: Protocol,
-    ) -> Outcome {
-        let provider = verifier.map(|v| self.config.verifier(v).0);
-        let audiences: Vec<String> = match verifier {
-            Some(v) => self.config.verifier(v).1.to_vec(),
-            None => {
-                let mut all: Vec<String> = Vec::new();
-                for p in &self.config.providers {
-                    for a in &p.audiences {
-                        if !all.contains(a) {
-                            all.push(a.clone());
-                        }
-                    }
-                }
-                all
-            }
-        };
-        let algs = self.scheme(&reason, provider, dpop_sent);
-        let scheme = algs.as_deref().map_or(Scheme::Bearer, Scheme::Dpop);
-        let response = for_reason(&reason, &self.config.realm, &audiences, protocol, scheme);
-        Outcome::Deny(Denial { provider, token, principal: None, reason, response })
-    }
-
-    /// Claim headers a client sent are always dropped: only we may set them. So are their
-    /// spellings with `_` for `-`, which CGI, WSGI, Rack and PHP upstreams read as the same
-    /// header (`x_jwt_sub` is their `HTTP_X_JWT_SUB`, as is `x-jwt-sub`).
-    fn base_mutations(&self, req: &Request<'_>) -> Mutations {
-        // Only what the client sent: a removal is a hostcall, and most requests carry none.
-        let mut remove_headers: Vec<String> = Vec::new();
-        for (name, _) in req.headers.iter() {
-            let protected = if name.contains('_') {
-                self.config.protected_headers.contains(&name.replace('_', "-"))
-            } else {
-                self.config.protected_headers.iter().any(|h| h == name)
-            };
-            if protected && !remove_headers.iter().any(|h| h == name) {
-                remove_headers.push(name.to_string());
-            }
-        }
-        Mutations { remove_headers, ..Mutations::default() }
-    }
-
-    /// A route without `requires` checks no token, but a provider with `forward: false` still
-    /// keeps its tokens from the upstream. A credential header that does not even extract
-    /// (repeated, say) is dropped whole.
-    fn unchecked_route_mutations(&self, req: &Request<'_>) -> Mutations {
-        let mut malformed: Vec<&str> = Vec::new();
-        let found: Vec<Option<Found>> = self
-            .config
-            .providers
-            .iter()
-            .map(|p| match find_token(&p.extraction, req.path, req.headers) {
-                Ok(f) => f,
-                Err(_) => {
-                    if !p.forward {
-                        malformed.extend(p.extraction.headers.iter().map(|h| h.name.as_str()));
-                    }
-                    None
-                }
-            })
-            .collect();
-        let mut m = self.mutations(req, &found, &[]);
-        for name in malformed {
-            if req.headers.iter().any(|(k, _)| *k == name) && !m.remove_headers.iter().any(|h| h == name) {
-                m.remove_headers.push(name.to_string());
-            }
-        }
-        m
-    }
-
-    fn mutations(&self, req: &Request<'_>, found: &[Option<Found>], verified: &[(usize, Rc<Verified>)]) -> Mutations {
-        let mut m = self.base_mutations(req);
-        // Only a token in the query string changes the path; most requests never copy it.
-        let mut path: Option<String> = None;
-        let mut cookies_to_drop: Vec<&str> = Vec::new();
-        for (i, f) in found.iter().enumerate() {
-            let Some(f) = f else { continue };
-            if self.config.providers[self.config.verifier(i).0].forward {
-                continue;
-            }
-            match &f.location {
-                Location::Header(name) => {
-                    if !m.remove_headers.contains(name) {
-                        m.remove_headers.push(name.clone());
-                    }
-                    // The proof goes with its token: the upstream could replay neither.
-                    if f.dpop && !m.remove_headers.iter().any(|h| h == "dpop") {
-                        m.remove_headers.push("dpop".to_string());
-                    }
-                }
-                Location::Param(name) => path = Some(remove_query_param(path.as_deref().unwrap_or(req.path), name)),
-                Location::Cookie(name) => cookies_to_drop.push(name),
-            }
-        }
-        m.path = path.filter(|p| p != req.path);
-        if !cookies_to_drop.is_empty() {
-            let joined: Vec<String> = req
-                .headers
-                .iter()
-                .filter(|(k, _)| *k == "cookie")
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                .collect();
-            let mut value = Some(joined.join("; "));
-            for name in cookies_to_drop {
-                value = value.and_then(|v| remove_cookie(&v, name));
-            }
-            match value {
-                Some(v) => m.set_headers.push(("cookie".to_string(), v)),
-                None => m.remove_headers.push("cookie".to_string()),
-            }
-        }
-        for (i, v) in verified {
-            let p = &self.config.providers[*i];
-            if let Some(h) = &p.forward_payload_header {
-                m.set_headers.push((h.clone(), v.payload_b64.clone()));
-            }
-            // One header, so the first verified token that carries it (in requirement order).
-            if let Some(pm) = &v.payload_metadata {
-                if !m.set_headers.iter().any(|(h, _)| h == PAYLOAD_HEADER) {
-                    m.set_headers.push((PAYLOAD_HEADER.to_string(), pm.clone()));
-                }
-            }
-            m.set_headers.extend(v.claim_headers.iter().cloned());
-        }
-        m
     }
 }

@@ -7,6 +7,8 @@ mod engine;
 pub mod extractor;
 pub mod filter_state;
 mod grants;
+mod mutations;
+mod refusal;
 pub mod request_kind;
 mod requirement;
 pub mod route;

@@ -11,22 +11,22 @@ use crate::jwks::{KeySet, KeyState, KidRefetch};
 use crate::policy::Config;
 use crate::testkit::*;
 
-fn engine(rules: Value) -> (Engine, Vec<KeySet>) {
-    let c = json!({"providers": {"p": provider_json()}, "rules": rules});
+/// What GET `path` with `token` (as a bearer token) gets under configuration `c`.
+fn outcome(c: Value, path: &str, token: Option<&str>) -> Outcome {
     let config = Config::parse(c.to_string().as_bytes()).unwrap();
     let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
-    (Engine::new(config), keys)
-}
-
-/// `None`: allowed; otherwise the refusal's reason.
-fn verdict(rules: &Value, path: &str, token: Option<&str>) -> Option<Reason> {
-    let (engine, keys) = engine(rules.clone());
+    let engine = Engine::new(config);
     let mut caches: Vec<TokenCache> = engine.new_caches();
     let auth = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &[u8])> = auth.iter().map(|a| ("authorization", a.as_bytes())).collect();
     let req = Request { method: "GET", path, headers: &headers, peer_certificate: &no_peer_certificate };
     let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
-    match engine.decide(&req, &states, NOW, &mut caches) {
+    engine.decide(&req, &states, NOW, &mut caches)
+}
+
+/// `None`: allowed; otherwise the refusal's reason (one provider, `p`).
+fn verdict(rules: &Value, path: &str, token: Option<&str>) -> Option<Reason> {
+    match outcome(json!({"providers": {"p": provider_json()}, "rules": rules}), path, token) {
         Outcome::Allow { .. } => None,
         Outcome::Deny(d) => Some(d.reason),
         Outcome::WaitForKeys { .. } => panic!("keys are ready"),
@@ -176,15 +176,7 @@ fn a_token_verified_for_an_earlier_rule_only_counts_where_a_rule_asks_for_its_pr
     let c = json!({"providers": {"p": p, "r": provider_json()},
                    "rules": [{"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "principals": ["*/admin"]},
                              {"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "r"}, "principals": ["*"]}]});
-    let config = Config::parse(c.to_string().as_bytes()).unwrap();
-    let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
-    let engine = Engine::new(config);
-    let mut caches = engine.new_caches();
-    let auth = format!("Bearer {}", token("alice", json!([])));
-    let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
-    let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
-    let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
-    let Outcome::Allow { mutations, verified, .. } = engine.decide(&req, &states, NOW, &mut caches) else {
+    let Outcome::Allow { mutations, verified, .. } = outcome(c, "/x", Some(&token("alice", json!([])))) else {
         panic!("the second rule allows")
     };
     assert_eq!(verified.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
@@ -198,15 +190,7 @@ fn allow_missing_and_allow_missing_or_failed_forward_a_valid_tokens_claims() {
     p["claim_to_headers"] = json!([{"header_name": "x-sub", "claim_name": "sub"}]);
     for requires in [json!({"allow_missing_or_failed": {}}), json!({"allow_missing": {}})] {
         let c = json!({"providers": {"p": p.clone()}, "rules": [{"match": {"prefix": "/"}, "requires": requires}]});
-        let config = Config::parse(c.to_string().as_bytes()).unwrap();
-        let keys: Vec<KeySet> = config.providers.iter().map(keys_of).collect();
-        let engine = Engine::new(config);
-        let mut caches = engine.new_caches();
-        let auth = format!("Bearer {}", token("alice", json!([])));
-        let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
-        let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
-        let states: Vec<KeyState<'_>> = keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
-        let Outcome::Allow { mutations, .. } = engine.decide(&req, &states, NOW, &mut caches) else {
+        let Outcome::Allow { mutations, .. } = outcome(c, "/x", Some(&token("alice", json!([])))) else {
             panic!("{requires}")
         };
         assert!(

@@ -17,9 +17,9 @@ import subprocess
 import pytest
 import yaml
 
-from authz_envoy import bootstrap, guard_filter
+from authz_envoy import guard_filter, run
 from istio_generated import jwt_authn as istio_jwt_authn, rbac_filters
-from jwtguard_support import CLI, ROOT, EchoUpstream, Envoy, Signer, free_port, request
+from jwtguard_support import CLI, ROOT, Signer
 
 CORPUS = ROOT / "tests" / "vectors" / "import"
 SIGNERS: dict[str, Signer] = {}
@@ -33,19 +33,6 @@ def signer(issuer: str) -> Signer:
 
 def jwks_text(issuer: str) -> str:
     return json.dumps(signer(issuer).jwks())
-
-
-def run(filters, requests):
-    upstream = EchoUpstream().start()
-    envoy = Envoy("", free_port(), free_port())
-    envoy.yaml_text = bootstrap(admin=envoy.admin_port, listen=envoy.listen_port, upstream=upstream.port,
-                                filters=filters, log_path=envoy.dir / "access.log")
-    try:
-        envoy.start()
-        return [request(envoy.listen_port, path, headers, method=method).status for method, path, headers in requests]
-    finally:
-        envoy.stop()
-        upstream.stop()
 
 
 def envoy_source(name):

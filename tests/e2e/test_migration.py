@@ -18,27 +18,13 @@ import json
 import pytest
 import yaml
 
-from authz_envoy import bootstrap, forged_payload, guard_filter, header_to_metadata, jwt_authn
-from jwtguard_support import ROOT, EchoUpstream, Envoy, Signer, free_port, request
+from authz_envoy import forged_payload, guard_filter, header_to_metadata, jwt_authn, run
+from jwtguard_support import ROOT, Signer
 
 MIGRATION = ROOT / "envoy" / "migration"
 T1 = "11111111-1111-4111-8111-111111111111"
 T2 = "22222222-2222-4222-8222-222222222222"
 T3 = "33333333-3333-4333-8333-333333333333"
-
-
-def run(filters, requests):
-    """Starts Envoy with `filters`, sends each (method, path, headers), returns the statuses."""
-    upstream = EchoUpstream().start()
-    envoy = Envoy("", free_port(), free_port())
-    envoy.yaml_text = bootstrap(admin=envoy.admin_port, listen=envoy.listen_port, upstream=upstream.port,
-                                filters=filters, log_path=envoy.dir / "access.log")
-    try:
-        envoy.start()
-        return [request(envoy.listen_port, path, headers, method=method).status for method, path, headers in requests]
-    finally:
-        envoy.stop()
-        upstream.stop()
 
 
 def local(provider, signer):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from jwtguard_support import ROOT, WASM
+from jwtguard_support import ROOT, WASM, EchoUpstream, Envoy, free_port, request
 
 AUTHZ = ROOT / "envoy" / "authz"
 JWT_AUTHN_NS = "envoy.filters.http.jwt_authn"
@@ -103,3 +103,18 @@ def forged_payload(**claims):
         entry = b"\x0a" + bytes([len(k)]) + k.encode() + b"\x12" + bytes([len(val)]) + val
         entries += b"\x0a" + bytes([len(entry)]) + entry
     return base64.b64encode(b"\x2a" + bytes([len(entries)]) + entries).decode()
+
+
+def run(filters, requests):
+    """Starts Envoy with `filters` before the router, sends each (method, path, headers) and
+    returns the statuses."""
+    upstream = EchoUpstream().start()
+    envoy = Envoy("", free_port(), free_port())
+    envoy.yaml_text = bootstrap(admin=envoy.admin_port, listen=envoy.listen_port, upstream=upstream.port,
+                                filters=filters, log_path=envoy.dir / "access.log")
+    try:
+        envoy.start()
+        return [request(envoy.listen_port, path, headers, method=method).status for method, path, headers in requests]
+    finally:
+        envoy.stop()
+        upstream.stop()
