@@ -29,15 +29,8 @@ pub(super) fn check_grants(
         return Err((Reason::Scope(scopes.join(" ")), Some(*first)));
     }
     // Istio's requestPrincipals and notRequestPrincipals, over one verified token.
-    if principals_apply {
-        let admitted = |v: &Verified| {
-            let (iss, sub) = (v.iss.as_deref(), v.sub.as_deref());
-            (rule.principals.is_empty() || rule.principals.iter().any(|p| p.matches(iss, sub)))
-                && !rule.not_principals.iter().any(|p| p.matches(iss, sub))
-        };
-        if !verified.iter().any(|(_, v)| admitted(v)) {
-            return Err((Reason::Principal, Some(*first)));
-        }
+    if principals_apply && !verified.iter().any(|(_, v)| admits(rule, v.iss.as_deref(), v.sub.as_deref())) {
+        return Err((Reason::Principal, Some(*first)));
     }
     if claims.is_empty() {
         return Ok(());
@@ -56,6 +49,13 @@ pub(super) fn check_grants(
     Err(refusal.unwrap_or((Reason::Missing, None)))
 }
 
+/// Istio's requestPrincipals and notRequestPrincipals over one `<iss>/<sub>` (none without a
+/// token or a `sub`: then only `not_principals` can hold).
+fn admits(rule: &Rule, iss: Option<&str>, sub: Option<&str>) -> bool {
+    (rule.principals.is_empty() || rule.principals.iter().any(|p| p.matches(iss, sub)))
+        && !rule.not_principals.iter().any(|p| p.matches(iss, sub))
+}
+
 /// A `deny` rule's conditions, with Istio's DENY semantics: they hold for some verified token,
 /// or, without one, when only negative conditions are set (a request without a principal
 /// matches `notRequestPrincipals`, a missing claim passes `notValues`).
@@ -63,8 +63,7 @@ pub(super) fn grants_hold(config: &Config, rule: &Rule, verified: &[(usize, Rc<V
     let holds = |provider: Option<usize>, v: Option<&Verified>| {
         let (iss, sub) = (v.and_then(|v| v.iss.as_deref()), v.and_then(|v| v.sub.as_deref()));
         let scopes = rule.scopes.iter().all(|s| v.is_some_and(|v| v.scopes.contains(s)));
-        let principals = (rule.principals.is_empty() || rule.principals.iter().any(|p| p.matches(iss, sub)))
-            && !rule.not_principals.iter().any(|p| p.matches(iss, sub));
+        let principals = admits(rule, iss, sub);
         let empty = serde_json::Map::new();
         let claims = v.and_then(|v| v.claims.as_ref()).unwrap_or(&empty);
         let delimited = provider.map_or(&[][..], |i| &config.providers[i].space_delimited_claims[..]);

@@ -1,14 +1,10 @@
-//! Route rules: the first rule whose match fits (path, method, headers, host) decides what the
-//! request needs. Paths are matched without the query string, as Envoy's route matching does.
+//! Route rules: the rules whose match fits (path, method, headers, host), in order; the first
+//! decides what the request needs unless its action hands the request on. Paths are matched without the query string, as Envoy's route matching does.
 //! Path normalization (`//`, `%2F`, `..`) is Envoy's job: the shipped configs turn on
 //! `normalize_path` and `merge_slashes` so `/admin` cannot be reached as `//admin`.
 
 use crate::decision::extractor::Headers;
 use crate::policy::{HeaderCondition, HeaderTest, PathMatch, Pattern, Rule};
-
-pub fn find_rule<'a>(rules: &'a [Rule], method: &str, path: &str, headers: &Headers<'_>) -> Option<&'a Rule> {
-    matching_rules(rules, method, path, headers).next()
-}
 
 /// Every rule whose match fits, in order: an `allow` rule whose conditions fail, or a `deny`
 /// rule whose conditions do not hold, hands the request to the next one.
@@ -23,6 +19,8 @@ where
 {
     let path = path.split_once('?').map(|(p, _)| p).unwrap_or(path);
     let path = path.split_once('#').map(|(p, _)| p).unwrap_or(path);
+    // Lower-cased once per request, and only if a rule has host conditions.
+    let authority = std::cell::OnceCell::new();
     rules.iter().filter(move |rule| {
         let m = &rule.matcher;
         let path_ok = match &m.path {
@@ -36,7 +34,7 @@ where
         path_ok
             && (m.methods.is_empty() || m.methods.iter().any(|x| x == method))
             && m.headers.iter().all(|h| header_matches(h, headers))
-            && hosts_match(&m.hosts, &m.not_hosts, headers)
+            && hosts_match(&m.hosts, &m.not_hosts, || authority.get_or_init(|| lower_authority(headers)))
     })
 }
 
@@ -60,15 +58,18 @@ pub fn header_matches(c: &HeaderCondition, headers: &Headers<'_>) -> bool {
 }
 
 /// Istio's host matching: the whole `:authority` (port included), case-insensitively.
-fn hosts_match(hosts: &[Pattern], not_hosts: &[Pattern], headers: &Headers<'_>) -> bool {
+fn hosts_match<'x>(hosts: &[Pattern], not_hosts: &[Pattern], authority: impl FnOnce() -> &'x str) -> bool {
     if hosts.is_empty() && not_hosts.is_empty() {
         return true;
     }
-    let authority = headers
+    let authority = authority();
+    (hosts.is_empty() || hosts.iter().any(|p| p.matches(authority))) && !not_hosts.iter().any(|p| p.matches(authority))
+}
+
+fn lower_authority(headers: &Headers<'_>) -> String {
+    headers
         .iter()
         .find(|(k, _)| *k == ":authority")
         .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
-        .unwrap_or_default();
-    (hosts.is_empty() || hosts.iter().any(|p| p.matches(&authority)))
-        && !not_hosts.iter().any(|p| p.matches(&authority))
+        .unwrap_or_default()
 }

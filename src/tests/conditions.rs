@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::authn::authenticate;
-use crate::decision::route::find_rule;
+use crate::decision::route::matching_rules;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::{no_peer_certificate, Engine, Outcome, Request};
 use crate::deny::Reason;
@@ -24,7 +24,8 @@ fn route(rules: Value, method: &str, path: &str, headers: &[(&str, &str)]) -> Op
     let c = config(rules).unwrap();
     let rules = c.rules.unwrap();
     let h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-    find_rule(&rules, method, path, &h).map(|r| rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
+    let first = matching_rules(&rules, method, path, &h).next();
+    first.map(|r| rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
 }
 
 fn one(matcher: Value) -> Value {
