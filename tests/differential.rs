@@ -28,21 +28,31 @@ fn reference(key: &RsaPublicKey, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool
     }
 }
 
+/// `rsa`'s PKCS#1 v1.5 signature with the key parsed once (jsonwebtoken's `sign` parses the
+/// DER and recomputes the CRT values on every call: most of this file's time went there).
+fn sign_pkcs1(private: &RsaPrivateKey, alg: Algorithm, msg: &[u8]) -> Vec<u8> {
+    match alg {
+        Algorithm::RS256 => private.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg)),
+        Algorithm::RS384 => private.sign(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(msg)),
+        Algorithm::RS512 => private.sign(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg)),
+        _ => unreachable!(),
+    }
+    .unwrap()
+}
+
 /// Runs `messages` random messages, each as 4 signatures (valid, one bit flipped, one byte
 /// short, a random number); returns (signatures compared, valid ones).
 fn differential(der: &[u8], alg: Algorithm, messages: usize, seed: u64) -> (usize, usize) {
     let private = RsaPrivateKey::from_pkcs1_der(der).unwrap();
     let public = private.to_public_key();
     let ours = PublicKey::new(&public.n().to_bytes_be(), &public.e().to_bytes_be()).expect("a supported key");
-    let signing = EncodingKey::from_rsa_der(der);
     let k = public.size();
     let mut rng = Rng(seed);
     let (mut compared, mut valid) = (0, 0);
     for i in 0..messages {
         let len = (rng.next() % 300) as usize;
         let msg = rng.bytes(len);
-        let sig_b64 = jsonwebtoken::crypto::sign(&msg, &signing, alg).unwrap();
-        let sig = jwt_guard::token::base64url::decode(sig_b64.as_bytes()).unwrap();
+        let sig = sign_pkcs1(&private, alg, &msg);
         let mut flipped = sig.clone();
         let bit = (rng.next() % (k as u64 * 8)) as usize;
         flipped[bit / 8] ^= 1 << (bit % 8);
@@ -108,12 +118,18 @@ fn unsupported_keys_fall_back() {
     assert!(PublicKey::new(&even, &[1, 0, 1]).is_none(), "an even modulus is refused, not a panic");
 }
 
-/// Signs an encoded message `em` (k bytes) with the raw private key: s = em^d mod n. Lets the
-/// test build PKCS#1 v1.5 encodings no signer would make.
+/// Signs an encoded message `em` (k bytes) with the raw private key: s = em^d mod n, through
+/// the CRT as signers do (a quarter of the time of one exponentiation by d). Lets the test build
+/// PKCS#1 v1.5 and PSS encodings no signer would make.
 fn raw_sign(private: &RsaPrivateKey, em: &[u8]) -> Vec<u8> {
     use rsa::traits::PrivateKeyParts;
     let m = rsa::BigUint::from_bytes_be(em);
-    let s = m.modpow(private.d(), private.n()).to_bytes_be();
+    // The CRT path refuses m >= n (an encoding with bits above emBits can be): d it is, then.
+    let s = match rsa::hazmat::rsa_decrypt::<rsa::rand_core::OsRng>(None, private, &m) {
+        Ok(s) => s,
+        Err(_) => m.modpow(private.d(), private.n()),
+    }
+    .to_bytes_be();
     let mut out = vec![0u8; private.size() - s.len()];
     out.extend_from_slice(&s);
     out

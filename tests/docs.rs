@@ -44,6 +44,8 @@ fn parser_paths() -> BTreeSet<String> {
     p["jwt_cache_config"] = json!({});
     p["dpop"] = json!({});
     p["normalize_payload_in_metadata"] = json!({});
+    p["introspection"] = json!({"http_uri": {"uri": "https://idp.test/introspect", "cluster": "c"},
+                                "client_id": "api", "client_secret": "x"});
     let rule = json!({"match": {"prefix": "/", "headers": [{"name": "a", "present_match": true}]},
                       "requires": {"provider_name": "p"}, "claims": [{"name": "a", "values": ["b"]}]});
     let base = json!({"providers": {"p": p}, "rules": [rule]});
@@ -66,6 +68,8 @@ fn parser_paths() -> BTreeSet<String> {
         (&base, "/providers/p/jwt_cache_config", "providers.<name>.jwt_cache_config"),
         (&base, "/providers/p/dpop", "providers.<name>.dpop"),
         (&base, "/providers/p/normalize_payload_in_metadata", "providers.<name>.normalize_payload_in_metadata"),
+        (&base, "/providers/p/introspection", "providers.<name>.introspection"),
+        (&base, "/providers/p/introspection/http_uri", "providers.<name>.introspection.http_uri"),
         (&base, "/rules/0", "rules[]"),
         (&base, "/rules/0/match", "rules[].match"),
         (&base, "/rules/0/match/headers/0", "rules[].match.headers[]"),

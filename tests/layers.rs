@@ -32,6 +32,9 @@ fn each_folder_imports_only_the_folders_above_it() {
             for below in &LAYERS[i + 1..] {
                 assert!(!text.contains(&format!("crate::{below}")), "{file} ({layer}) imports {below}, below it");
             }
+            // Grouped imports would hide a folder name from the check above (and the Makefile's
+            // PROOF_INPUTS relies on it): one path per `use`.
+            assert!(!text.contains("crate::{"), "{file}: a grouped `use crate::{{..}}`");
             if *layer != "wasm" {
                 assert!(!text.contains("proxy_wasm"), "{file} names proxy_wasm outside wasm/");
             }

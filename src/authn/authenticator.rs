@@ -222,7 +222,7 @@ pub fn authenticate_for<T: Tracer>(
 
 /// The `cnf` claim's `jkt` and `x5t#S256`. A `cnf` we cannot read is refused rather than
 /// ignored: ignoring it would accept a bound token as a bearer token.
-fn binding(claims: &serde_json::Map<String, Value>) -> Result<Binding, Reason> {
+pub(super) fn binding(claims: &serde_json::Map<String, Value>) -> Result<Binding, Reason> {
     let Some(cnf) = claims.get("cnf") else {
         return Ok(Binding::default());
     };
@@ -281,7 +281,7 @@ pub fn check_time(provider: &Provider, exp: Option<u64>, nbf: Option<u64>, now: 
     Ok(())
 }
 
-fn check_lifetime(provider: &Provider, exp: Option<u64>, iat: Option<u64>) -> Result<(), Reason> {
+pub(super) fn check_lifetime(provider: &Provider, exp: Option<u64>, iat: Option<u64>) -> Result<(), Reason> {
     let Some(max) = provider.max_lifetime_seconds else {
         return Ok(());
     };
@@ -328,7 +328,7 @@ pub const MAX_CLAIM_HEADER_BYTES: usize = 4096;
 /// Header values from claims: strings as they are, numbers and booleans in JSON form, lists of
 /// those joined with commas. Objects, and any value with control characters (which could
 /// split a header), are not forwarded.
-fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+pub(super) fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for c in &provider.claim_to_headers {
         let mut value = claims.get(c.claim_path[0].as_str());

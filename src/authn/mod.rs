@@ -3,6 +3,7 @@
 
 mod authenticator;
 pub mod dpop;
+pub mod introspection;
 pub mod payload_metadata;
 pub mod signature;
 pub mod token_kind;

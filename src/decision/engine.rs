@@ -8,6 +8,7 @@ use std::rc::Rc;
 use crate::authn::Verified;
 use crate::decision::extractor::Headers;
 use crate::decision::grants::{check_grants, grants_hold};
+use crate::decision::introspected::Answers;
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
 use crate::decision::route::matching_rules;
@@ -62,12 +63,14 @@ pub enum Outcome {
         preflight: bool,
     },
     Deny(Denial),
-    /// Keys this request needs are still loading, or being refetched for an unknown `kid`:
-    /// pause it and decide again when they land. `refetch` lists the providers whose keys
-    /// should be refetched because of this request; `protocol` shapes the refusal if it
-    /// cannot wait.
-    WaitForKeys {
+    /// Keys this request needs are still loading or being refetched for an unknown `kid`, or
+    /// its opaque token is being introspected: pause it and decide again when they land.
+    /// `refetch` lists the providers whose keys should be refetched because of this request,
+    /// `introspect` the (provider, token) pairs to ask about; `protocol` shapes the refusal if
+    /// it cannot wait.
+    Wait {
         refetch: Vec<usize>,
+        introspect: Vec<(usize, String)>,
         protocol: Protocol,
     },
 }
@@ -111,6 +114,18 @@ impl Engine {
 
     /// `keys[i]` is the state of provider `i`'s key set.
     pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
+        self.decide_with(req, keys, now, caches, &[])
+    }
+
+    /// `decide`, with `answers[i]` the introspection answers held for provider `i`.
+    pub fn decide_with(
+        &self,
+        req: &Request<'_>,
+        keys: &[KeyState<'_>],
+        now: u64,
+        caches: &mut [TokenCache],
+        answers: &[Answers],
+    ) -> Outcome {
         if self.config.bypass_cors_preflight && is_cors_preflight(req.method, req.headers) {
             return Outcome::Allow {
                 mutations: self.unchecked_route_mutations(req),
@@ -130,6 +145,9 @@ impl Engine {
             found: vec![None; self.config.verifier_count()],
             outcomes: vec![None; self.config.verifier_count()],
             refetch: Vec::new(),
+            answers,
+            introspect: Vec::new(),
+            introspected_at: None,
         };
         let Some(rules) = &self.config.rules else {
             let n = self.config.providers.len();
@@ -197,7 +215,11 @@ impl Engine {
                 }
             };
         match result {
-            Eval::Wait => Step::Decided(Outcome::WaitForKeys { refetch: ev.refetch.clone(), protocol }),
+            Eval::Wait => Step::Decided(Outcome::Wait {
+                refetch: ev.refetch.clone(),
+                introspect: ev.introspect.clone(),
+                protocol,
+            }),
             Eval::Fail(reason, p) => Step::Decided(self.refused(unmet(reason, p, ev, None), protocol)),
             Eval::Ok => {
                 // This requirement's verified tokens, by provider: a provider judged with a

@@ -28,6 +28,6 @@ pub fn filter_state(outcome: &Outcome) -> Vec<(&'static str, &str)> {
             }
             out
         }
-        Outcome::WaitForKeys { .. } => Vec::new(),
+        Outcome::Wait { .. } => Vec::new(),
     }
 }

@@ -7,6 +7,7 @@ mod engine;
 pub mod extractor;
 pub mod filter_state;
 mod grants;
+pub mod introspected;
 mod mutations;
 mod refusal;
 pub mod request_kind;

@@ -5,14 +5,17 @@
 
 use std::rc::Rc;
 
+use crate::authn::introspection::check_answer;
 use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
 use crate::decision::extractor::{find_token, Found};
+use crate::decision::introspected::{token_hash, Answer, Answers, TokenHash};
 use crate::decision::sender::check_sender;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::Reason;
 use crate::jwks::{KeyState, KidRefetch};
 use crate::policy::{Config, Requirement};
+use crate::token::{self, Shape};
 
 #[derive(Debug, Clone)]
 pub(super) enum ProviderOutcome {
@@ -37,6 +40,12 @@ pub(super) struct Evaluation<'e, 'r, 'k> {
     pub(super) found: Vec<Option<Found>>,
     pub(super) outcomes: Vec<Option<ProviderOutcome>>,
     pub(super) refetch: Vec<usize>,
+    /// Per provider, the introspection answers this VM holds (empty where none).
+    pub(super) answers: &'r [Answers],
+    /// Opaque tokens to introspect before deciding again: (provider, token).
+    pub(super) introspect: Vec<(usize, String)>,
+    /// The endpoint this request's opaque token was shown to: never a second one.
+    pub(super) introspected_at: Option<(TokenHash, &'e str)>,
 }
 
 impl Evaluation<'_, '_, '_> {
@@ -49,6 +58,11 @@ impl Evaluation<'_, '_, '_> {
         let o = match find_token(&provider.extraction, self.req.path, self.req.headers) {
             Err(r) => ProviderOutcome::Failed(r),
             Ok(None) => ProviderOutcome::Missing,
+            Ok(Some(found)) if provider.introspection.is_some() && token::shape(&found.token) == Shape::Opaque => {
+                let o = self.introspected(i, &found);
+                self.found[i] = Some(found);
+                o
+            }
             Ok(Some(found)) => {
                 let o = match self.keys[base] {
                     not_ready @ (KeyState::Loading | KeyState::Unavailable) => match found.check() {
@@ -104,6 +118,55 @@ impl Evaluation<'_, '_, '_> {
         };
         self.outcomes[i] = Some(o.clone());
         o
+    }
+
+    /// Verifier `i`'s verdict on an opaque token its provider introspects: a cached verdict,
+    /// else the answer this VM holds, else a call to wait for.
+    fn introspected(&mut self, i: usize, found: &Found) -> ProviderOutcome {
+        let (base, audiences) = self.config.verifier(i);
+        let provider = &self.config.providers[base];
+        let Some(intro) = provider.introspection.as_ref() else { return ProviderOutcome::Failed(Reason::Opaque) };
+        if found.token.len() > provider.max_token_size {
+            return ProviderOutcome::Failed(Reason::TooLarge);
+        }
+        if let Err(r) = found.check() {
+            return ProviderOutcome::Failed(r);
+        }
+        let hash = token_hash(&found.token);
+        match self.introspected_at {
+            Some((h, uri)) if h == hash && uri != intro.uri => {
+                // Another rule's provider asked another endpoint: that server did not vouch here.
+                return ProviderOutcome::Failed(Reason::Issuer);
+            }
+            _ => self.introspected_at = Some((hash, &intro.uri)),
+        }
+        let cache = &mut self.caches[i];
+        let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
+            Some(v) => v,
+            None => match self.answers.get(base).and_then(|a| a.get(&hash, self.now)) {
+                None => {
+                    if !self.introspect.iter().any(|(p, t)| *p == base && *t == found.token) {
+                        self.introspect.push((base, found.token.clone()));
+                    }
+                    return ProviderOutcome::Wait;
+                }
+                Some((Answer::Unavailable, _)) => return ProviderOutcome::Failed(Reason::IntrospectionUnavailable),
+                Some((Answer::Unreadable, until)) => {
+                    let v = Err(Reason::IntrospectionResponse);
+                    cache.put_until(&found.token, &v, until);
+                    v
+                }
+                Some((Answer::Fields(fields), until)) => {
+                    let v = check_answer(provider, audiences, fields, self.now).map(Rc::new);
+                    cache.put_until(&found.token, &v, until);
+                    v
+                }
+            },
+        };
+        match verdict.and_then(|v| check_sender(provider, &v.binding, found, self.req, cache, self.now).map(|()| v)) {
+            Ok(v) => ProviderOutcome::Verified(v),
+            Err(r) => ProviderOutcome::Failed(r),
+        }
     }
 
     pub(super) fn eval(&mut self, req: &Requirement) -> Eval {

@@ -73,8 +73,10 @@ impl<V> Lru<V> {
 
 #[derive(Debug)]
 pub struct TokenCache {
-    verified: Lru<Rc<Verified>>,
-    rejected: Lru<Reason>,
+    /// With the time (Unix seconds) the entry stops counting: `u64::MAX` for a JWT, whose
+    /// `exp` says; an introspection answer's `cache_duration` for an opaque token.
+    verified: Lru<(Rc<Verified>, u64)>,
+    rejected: Lru<(Reason, u64)>,
     proofs: Lru<u64>,
     pub hits: u64,
     pub misses: u64,
@@ -141,17 +143,20 @@ impl TokenCache {
     /// A cached verdict still within `exp` (with the same skew the check used): the verified
     /// claims, or a permanent rejection.
     pub fn get(&mut self, token: &str, now: u64, skew: u64) -> Option<Result<Rc<Verified>, Reason>> {
-        if let Some(v) = self.verified.get(token) {
-            if v.exp.is_none_or(|exp| !crate::authn::expired(exp, now, skew)) {
+        if let Some((v, until)) = self.verified.get(token) {
+            if now < *until && v.exp.is_none_or(|exp| !crate::authn::expired(exp, now, skew)) {
                 let v = v.clone();
                 self.hits += 1;
                 return Some(Ok(v));
             }
             self.verified.remove(token);
-        } else if let Some(r) = self.rejected.get(token) {
-            let r = r.clone();
-            self.hits += 1;
-            return Some(Err(r));
+        } else if let Some((r, until)) = self.rejected.get(token) {
+            if now < *until {
+                let r = r.clone();
+                self.hits += 1;
+                return Some(Err(r));
+            }
+            self.rejected.remove(token);
         }
         self.misses += 1;
         None
@@ -159,9 +164,18 @@ impl TokenCache {
 
     pub fn put(&mut self, token: &str, verdict: &Result<Rc<Verified>, Reason>) {
         match verdict {
-            Ok(v) => self.verified.put(token, v.clone()),
-            Err(r) if is_permanent(r) => self.rejected.put(token, r.clone()),
+            Ok(v) => self.verified.put(token, (v.clone(), u64::MAX)),
+            Err(r) if is_permanent(r) => self.rejected.put(token, (r.clone(), u64::MAX)),
             Err(_) => {}
+        }
+    }
+
+    /// A verdict that holds only until `until` (Unix seconds), whatever it is: what an
+    /// introspection answer says is true only as long as the answer is kept.
+    pub fn put_until(&mut self, token: &str, verdict: &Result<Rc<Verified>, Reason>, until: u64) {
+        match verdict {
+            Ok(v) => self.verified.put(token, (v.clone(), until)),
+            Err(r) => self.rejected.put(token, (r.clone(), until)),
         }
     }
 
@@ -252,5 +266,19 @@ mod tests {
         assert_eq!(c.rejected_len(), NEGATIVE_CACHE_SIZE);
         c.clear();
         assert_eq!(c.rejected_len(), 0);
+    }
+
+    #[test]
+    fn a_verdict_put_until_a_time_ends_then_whatever_it_was() {
+        let mut c = TokenCache::new(10);
+        c.put_until("opaque", &Ok(verified(Some(1000))), 130);
+        assert!(c.get("opaque", 129, 0).is_some());
+        assert!(c.get("opaque", 130, 0).is_none(), "kept for cache_duration, though exp is later");
+        c.put_until("revoked", &Err(Reason::Inactive), 40);
+        assert_eq!(c.get("revoked", 39, 0), Some(Err(Reason::Inactive)));
+        assert!(c.get("revoked", 40, 0).is_none(), "negative_cache_duration ends it");
+        assert_eq!(c.rejected_len(), 0);
+        c.put_until("early", &Err(Reason::NotYetValid), 50);
+        assert_eq!(c.get("early", 45, 0), Some(Err(Reason::NotYetValid)), "any verdict, for its time");
     }
 }

@@ -45,6 +45,15 @@ impl Reason {
                 "The token requires a critical JOSE extension (crit) this API does not support.".to_string()
             }
             Reason::Client => "The client that requested this token may not call this API.".to_string(),
+            Reason::Inactive => "The authorization server says this token is not active (revoked, expired or \
+                                 unknown). Obtain a new access token."
+                .to_string(),
+            Reason::RefreshToken => "A refresh token was sent. Refresh tokens are for the authorization server \
+                                     only; send an access token."
+                .to_string(),
+            Reason::IntrospectionResponse => "The authorization server's introspection answer could not be read, \
+                                              so the token cannot be accepted."
+                .to_string(),
             Reason::IdToken => format!(
                 "An ID token was sent. ID tokens identify the user to the client and must not be \
                  sent to APIs; this API accepts access tokens only. Send the access token issued \
@@ -90,6 +99,12 @@ impl Reason {
                                      this connection presented."
                 .to_string(),
             Reason::KeysUnavailable => "The issuer's signing keys are not available yet. Retry shortly.".to_string(),
+            Reason::IntrospectionUnavailable => {
+                "The authorization server could not be asked about this token. Retry shortly.".to_string()
+            }
+            Reason::IntrospectionOverloaded => {
+                "Too many tokens are being checked with the authorization server right now. Retry shortly.".to_string()
+            }
             Reason::Denied => "A rule of this API refuses this request.".to_string(),
             Reason::NoRoute => "No rule allows this route.".to_string(),
             Reason::Internal => "The gateway could not check this request. Retry shortly.".to_string(),

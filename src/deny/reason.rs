@@ -51,6 +51,13 @@ pub enum Reason {
     Client,
     /// An OIDC ID token was sent to an API.
     IdToken,
+    /// RFC 7662: the introspection endpoint says the token is not active (revoked, expired,
+    /// or never issued).
+    Inactive,
+    /// RFC 7662: the endpoint says the token is a refresh token, which is never for APIs.
+    RefreshToken,
+    /// RFC 7662: the endpoint's 200 answer is not a JSON object with a boolean `active`.
+    IntrospectionResponse,
     /// A valid token without the scopes the route needs. Carries the required scopes.
     Scope(String),
     /// A valid token whose `<iss>/<sub>` is not among the rule's `principals`, or is among its
@@ -83,6 +90,11 @@ pub enum Reason {
     /// The provider's signing keys are not available (never loaded, or the fetch deadline
     /// passed).
     KeysUnavailable,
+    /// The introspection endpoint could not answer (unreachable, timed out, 5xx or another
+    /// unusable status): fails closed, with 503.
+    IntrospectionUnavailable,
+    /// This worker already has `max_in_flight` introspection calls open: 503 with `Retry-After`.
+    IntrospectionOverloaded,
     /// A rule with `action: deny` whose conditions hold refuses the request.
     Denied,
     /// No rule matches the route; jwt-guard denies by default.
@@ -125,7 +137,7 @@ impl ErrorCode {
 }
 
 /// Every reason string, once each, in documentation order: metrics count by these.
-pub const NAMES: [&str; 37] = [
+pub const NAMES: [&str; 42] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -146,6 +158,9 @@ pub const NAMES: [&str; 37] = [
     "typ",
     "lifetime",
     "client",
+    "inactive",
+    "refresh_token",
+    "introspection_response",
     "scope",
     "principal",
     "claim",
@@ -160,13 +175,15 @@ pub const NAMES: [&str; 37] = [
     "cert_missing",
     "cert_mismatch",
     "keys_unavailable",
+    "introspection_unavailable",
+    "introspection_overloaded",
     "denied",
     "no_route",
     "internal",
 ];
 
 /// Per variant, by `ordinal`: its reason string (an index into NAMES) and RFC 6750 error code.
-const TABLE: [(usize, ErrorCode); 38] = [
+const TABLE: [(usize, ErrorCode); 43] = [
     (0, ErrorCode::MissingToken),       // Missing
     (1, ErrorCode::InvalidRequest),     // InvalidRequest
     (2, ErrorCode::InvalidToken),       // Opaque
@@ -188,23 +205,28 @@ const TABLE: [(usize, ErrorCode); 38] = [
     (17, ErrorCode::InvalidToken),      // Typ
     (18, ErrorCode::InvalidToken),      // Lifetime
     (19, ErrorCode::InvalidToken),      // Client
-    (20, ErrorCode::InsufficientScope), // Scope
-    (21, ErrorCode::InsufficientScope), // Principal
-    (22, ErrorCode::InsufficientScope), // Claim
-    (23, ErrorCode::InvalidDpopProof),  // DpopProof
-    (24, ErrorCode::InvalidDpopProof),  // DpopMismatch
-    (25, ErrorCode::InvalidDpopProof),  // DpopStale
-    (26, ErrorCode::InvalidDpopProof),  // DpopReplay
-    (27, ErrorCode::InvalidDpopProof),  // DpopKey
-    (28, ErrorCode::InvalidToken),      // DpopDowngrade
-    (29, ErrorCode::InvalidToken),      // DpopUnbound
-    (30, ErrorCode::InvalidToken),      // DpopRequired
-    (31, ErrorCode::InvalidToken),      // CertMissing
-    (32, ErrorCode::InvalidToken),      // CertMismatch
-    (33, ErrorCode::Unavailable),       // KeysUnavailable
-    (34, ErrorCode::AccessDenied),      // Denied
-    (35, ErrorCode::AccessDenied),      // NoRoute
-    (36, ErrorCode::Unavailable),       // Internal
+    (20, ErrorCode::InvalidToken),      // Inactive
+    (21, ErrorCode::InvalidToken),      // RefreshToken
+    (22, ErrorCode::InvalidToken),      // IntrospectionResponse
+    (23, ErrorCode::InsufficientScope), // Scope
+    (24, ErrorCode::InsufficientScope), // Principal
+    (25, ErrorCode::InsufficientScope), // Claim
+    (26, ErrorCode::InvalidDpopProof),  // DpopProof
+    (27, ErrorCode::InvalidDpopProof),  // DpopMismatch
+    (28, ErrorCode::InvalidDpopProof),  // DpopStale
+    (29, ErrorCode::InvalidDpopProof),  // DpopReplay
+    (30, ErrorCode::InvalidDpopProof),  // DpopKey
+    (31, ErrorCode::InvalidToken),      // DpopDowngrade
+    (32, ErrorCode::InvalidToken),      // DpopUnbound
+    (33, ErrorCode::InvalidToken),      // DpopRequired
+    (34, ErrorCode::InvalidToken),      // CertMissing
+    (35, ErrorCode::InvalidToken),      // CertMismatch
+    (36, ErrorCode::Unavailable),       // KeysUnavailable
+    (37, ErrorCode::Unavailable),       // IntrospectionUnavailable
+    (38, ErrorCode::Unavailable),       // IntrospectionOverloaded
+    (39, ErrorCode::AccessDenied),      // Denied
+    (40, ErrorCode::AccessDenied),      // NoRoute
+    (41, ErrorCode::Unavailable),       // Internal
 ];
 
 impl Reason {
@@ -234,6 +256,9 @@ impl Reason {
             Reason::Typ,
             Reason::Lifetime("example"),
             Reason::Client,
+            Reason::Inactive,
+            Reason::RefreshToken,
+            Reason::IntrospectionResponse,
             Reason::Scope("example".to_string()),
             Reason::Principal,
             Reason::Claim("example".to_string()),
@@ -248,6 +273,8 @@ impl Reason {
             Reason::CertMissing,
             Reason::CertMismatch,
             Reason::KeysUnavailable,
+            Reason::IntrospectionUnavailable,
+            Reason::IntrospectionOverloaded,
             Reason::Denied,
             Reason::NoRoute,
             Reason::Internal,
@@ -279,23 +306,28 @@ impl Reason {
             Reason::Typ => 18,
             Reason::Lifetime(_) => 19,
             Reason::Client => 20,
-            Reason::Scope(_) => 21,
-            Reason::Principal => 22,
-            Reason::Claim(_) => 23,
-            Reason::DpopProof(_) => 24,
-            Reason::DpopMismatch(_) => 25,
-            Reason::DpopStale => 26,
-            Reason::DpopReplay => 27,
-            Reason::DpopKey => 28,
-            Reason::DpopDowngrade => 29,
-            Reason::DpopUnbound => 30,
-            Reason::DpopRequired => 31,
-            Reason::CertMissing => 32,
-            Reason::CertMismatch => 33,
-            Reason::KeysUnavailable => 34,
-            Reason::Denied => 35,
-            Reason::NoRoute => 36,
-            Reason::Internal => 37,
+            Reason::Inactive => 21,
+            Reason::RefreshToken => 22,
+            Reason::IntrospectionResponse => 23,
+            Reason::Scope(_) => 24,
+            Reason::Principal => 25,
+            Reason::Claim(_) => 26,
+            Reason::DpopProof(_) => 27,
+            Reason::DpopMismatch(_) => 28,
+            Reason::DpopStale => 29,
+            Reason::DpopReplay => 30,
+            Reason::DpopKey => 31,
+            Reason::DpopDowngrade => 32,
+            Reason::DpopUnbound => 33,
+            Reason::DpopRequired => 34,
+            Reason::CertMissing => 35,
+            Reason::CertMismatch => 36,
+            Reason::KeysUnavailable => 37,
+            Reason::IntrospectionUnavailable => 38,
+            Reason::IntrospectionOverloaded => 39,
+            Reason::Denied => 40,
+            Reason::NoRoute => 41,
+            Reason::Internal => 42,
         }
     }
 
@@ -349,7 +381,7 @@ impl Reason {
         match self {
             Reason::Missing => 0,
             Reason::Issuer => 1,
-            Reason::KeysUnavailable => 3,
+            Reason::KeysUnavailable | Reason::IntrospectionUnavailable | Reason::IntrospectionOverloaded => 3,
             Reason::InvalidRequest(_) => 4,
             _ => 2,
         }

@@ -5,6 +5,7 @@ use jsonwebtoken::Algorithm;
 
 use super::config::*;
 use super::duration::parse_millis;
+use super::introspection::{check_one_endpoint, compile_introspection};
 use super::issuer::compile_issuers;
 use super::rules::{compile_rule, Variants};
 use super::wire::*;
@@ -63,7 +64,7 @@ impl Config {
             }
         }
         let bypass_cors_preflight = raw.bypass_cors_preflight.unwrap_or(true);
-        Ok(Config {
+        let config = Config {
             providers,
             realm,
             rules,
@@ -71,7 +72,23 @@ impl Config {
             bypass_cors_preflight,
             audience_variants,
             filter_state: raw.filter_state,
-        })
+        };
+        config.check_introspection_endpoints()?;
+        Ok(config)
+    }
+
+    /// No requirement may show one opaque token to two introspection endpoints.
+    fn check_introspection_endpoints(&self) -> Result<(), ConfigError> {
+        let n = self.providers.len();
+        let endpoint =
+            |v: usize| self.providers.get(self.verifier(v).0)?.introspection.as_ref().map(|i| i.uri.as_str());
+        match &self.rules {
+            None => check_one_endpoint("providers", &Requirement::AllowMissing, n, endpoint),
+            Some(rules) => rules.iter().enumerate().try_for_each(|(i, r)| match &r.requires {
+                Some(req) => check_one_endpoint(&format!("rules[{i}].requires"), req, n, endpoint),
+                None => Ok(()),
+            }),
+        }
     }
 }
 
@@ -255,6 +272,10 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         }
         Some(k) => Some(k),
     };
+    let introspection = match rp.introspection {
+        None => None,
+        Some(raw) => Some(compile_introspection(&format!("{field}.introspection"), raw)?),
+    };
     let space_delimited_claims = rp.normalize_payload_in_metadata.map(|n| n.space_delimited_claims).unwrap_or_default();
     if let Some(i) = space_delimited_claims.iter().position(|c| c.is_empty()) {
         return Err(err(
@@ -288,6 +309,7 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
         payload_in_metadata,
         space_delimited_claims,
         keep_claims: false,
+        introspection,
     })
 }
 

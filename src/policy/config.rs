@@ -4,6 +4,7 @@
 use jsonwebtoken::Algorithm;
 
 pub use super::claim_rule::{ClaimRule, Pattern};
+pub use super::introspection::{AuthMethod, ClientSecret, Introspection};
 pub use super::issuer::{IssuerMismatch, IssuerTemplate, Issuers, Tenants};
 pub use super::route_match::{HeaderCondition, HeaderTest, PathMatch, PrincipalPattern, RouteMatch};
 use crate::jwks::KeySet;
@@ -94,8 +95,38 @@ impl Config {
                     }
                 ));
             }
+            if matches!(p.introspection.as_ref().map(|i| &i.secret), Some(ClientSecret::Inline(_))) {
+                out.push(format!(
+                    "providers.{}.introspection: client_secret is inline in the configuration; for anything but \
+                     local use, name an environment variable of the VM in client_secret_env",
+                    p.name
+                ));
+            }
         }
         out
+    }
+
+    /// Reads each `client_secret_env` from `env` (the VM's environment); the error names the
+    /// provider and the variable, never a value.
+    pub fn resolve_secrets(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for p in &mut self.providers {
+            let Some(intro) = &mut p.introspection else { continue };
+            if let ClientSecret::Env(name) = &intro.secret {
+                match env(name) {
+                    Some(v) if !v.is_empty() => intro.secret = ClientSecret::Resolved(v),
+                    _ => {
+                        return Err(err(
+                            format!("providers.{}.introspection.client_secret_env", p.name),
+                            format!(
+                                "the VM has no environment variable {name} (set it in vm_config.environment_variables, \
+                                 or Istio's WasmPlugin vmConfig.env)"
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -191,6 +222,8 @@ pub struct Provider {
     pub space_delimited_claims: Vec<String>,
     /// A verified token keeps its claims, because a rule reads them (`claims`).
     pub keep_claims: bool,
+    /// RFC 7662: tokens that are not JWTs are checked at this endpoint.
+    pub introspection: Option<Introspection>,
 }
 
 /// The request header that carries a verified payload to `header_to_metadata`: standard

@@ -77,6 +77,29 @@ pub(super) struct RawProvider {
     pub(super) payload_in_metadata: Option<String>,
     #[serde(default)]
     pub(super) normalize_payload_in_metadata: Option<RawNormalizePayload>,
+    #[serde(default)]
+    pub(super) introspection: Option<RawIntrospection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospection {
+    pub(super) http_uri: RawHttpUri,
+    pub(super) client_id: String,
+    #[serde(default)]
+    pub(super) client_secret_env: Option<String>,
+    #[serde(default)]
+    pub(super) client_secret: Option<String>,
+    #[serde(default)]
+    pub(super) auth_method: Option<String>,
+    #[serde(default)]
+    pub(super) cache_duration: Option<String>,
+    #[serde(default)]
+    pub(super) negative_cache_duration: Option<String>,
+    #[serde(default)]
+    pub(super) cache_size: Option<usize>,
+    #[serde(default)]
+    pub(super) max_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize)]

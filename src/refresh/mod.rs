@@ -1,8 +1,11 @@
 //! One provider's keys over time, shared by every VM of an Envoy: the shared record and its
 //! codec, the fetch lease, generations, refresh, retry and unknown-kid refetch, as a pure
-//! state machine; and why a fetch failed.
+//! state machine; and why a fetch failed. Introspection calls and their shared answers
+//! (`introspection_call`, `introspection_slot`) follow the same pattern for opaque tokens.
 
 pub mod fetch_error;
+pub mod introspection_call;
+pub mod introspection_slot;
 mod key_slot;
 
 pub use key_slot::{

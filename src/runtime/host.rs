@@ -64,6 +64,9 @@ pub trait Host {
     fn random(&mut self) -> u64;
     /// Starts `GET authority+path` on `cluster`; returns the call's token.
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32>;
+    /// Starts a call with these headers (pseudo-headers included) and body on `cluster`;
+    /// returns the call's token. Its answer arrives as a fetch's does.
+    fn dispatch(&mut self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> HostResult<u32>;
     /// While a fetch's answer is being delivered: one response header (`:status`, say).
     fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>>;
     /// While a fetch's answer is being delivered: the first `max` bytes of its body.

@@ -214,7 +214,7 @@ impl KeySync {
             debug!("jwt-guard: ignoring the answer to fetch {token}, which is past its deadline or superseded");
             return None;
         };
-        let answer = read_answer(host, num_headers, body_size);
+        let answer = read_answer(host, num_headers, body_size, MAX_JWKS_BYTES);
         let changed = match self.slots[i].on_response(answer, self.issuers[i].as_ref()) {
             Step::Next(req) => {
                 self.dispatch(host, i, &req, now, t);
@@ -263,7 +263,14 @@ impl KeySync {
 
 /// The answer to a fetch, as the proxy delivers it. No headers means the call failed, and the
 /// proxy's status says how; a body over the limit is not read at all.
-fn read_answer(host: &impl Host, num_headers: usize, body_size: usize) -> Result<(u32, Vec<u8>), FetchError> {
+/// A dispatched call's answer: its status and body (at most `max_bytes` of a 2xx body), or why
+/// there is none.
+pub(super) fn read_answer(
+    host: &impl Host,
+    num_headers: usize,
+    body_size: usize,
+    max_bytes: usize,
+) -> Result<(u32, Vec<u8>), FetchError> {
     if num_headers == 0 {
         return Err(match host.call_status() {
             Ok((_, message)) if !message.is_empty() => FetchError::Reset(message),
@@ -277,7 +284,7 @@ fn read_answer(host: &impl Host, num_headers: usize, body_size: usize) -> Result
         Err(s) => return Err(FetchError::Host(format!("reading :status: {s}"))),
     };
     let Some(status) = status else { return Err(FetchError::Host("the answer has no valid :status".into())) };
-    if body_size > MAX_JWKS_BYTES {
+    if body_size > max_bytes {
         return if (200..300).contains(&status) {
             Err(FetchError::TooLarge(body_size))
         } else {

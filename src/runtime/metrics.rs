@@ -39,6 +39,16 @@ pub enum Metric {
     JwksAgeSeconds(usize),
     /// Gauge: tokens in this VM's verified-token cache.
     CacheEntries(usize),
+    /// RFC 7662 calls this VM made for the provider.
+    IntrospectionCall(usize),
+    /// Answers this VM took from another VM of the same Envoy (shared data) instead of calling.
+    IntrospectionSharedHit(usize),
+    /// Answers saying the token is not active.
+    IntrospectionInactive(usize),
+    /// Calls that got no usable answer (unreachable, timeout, non-200), or could not start.
+    IntrospectionFailure(usize),
+    /// The calls' time to answer, summed in milliseconds (divide by `calls` for the mean).
+    IntrospectionLatencyMs(usize),
 }
 
 impl Metric {
@@ -65,6 +75,11 @@ impl Metric {
             Metric::KeysLoaded(i) => format!("jwt_guard.provider.{}.keys_loaded", p(i)),
             Metric::JwksAgeSeconds(i) => format!("jwt_guard.provider.{}.jwks_age_seconds", p(i)),
             Metric::CacheEntries(i) => format!("jwt_guard.provider.{}.cache.entries", p(i)),
+            Metric::IntrospectionCall(i) => format!("jwt_guard.provider.{}.introspection.calls", p(i)),
+            Metric::IntrospectionSharedHit(i) => format!("jwt_guard.provider.{}.introspection.shared_hit", p(i)),
+            Metric::IntrospectionInactive(i) => format!("jwt_guard.provider.{}.introspection.inactive", p(i)),
+            Metric::IntrospectionFailure(i) => format!("jwt_guard.provider.{}.introspection.failure", p(i)),
+            Metric::IntrospectionLatencyMs(i) => format!("jwt_guard.provider.{}.introspection.latency_ms_total", p(i)),
         }
     }
 
@@ -73,7 +88,7 @@ impl Metric {
     /// request path counts several metrics per request.
     pub fn index(&self, provider_count: usize) -> Option<usize> {
         const GLOBAL: usize = 3 + REASONS.len();
-        const PER_PROVIDER: usize = 1 + REASONS.len() + 8 + CAUSES.len();
+        const PER_PROVIDER: usize = 1 + REASONS.len() + 8 + CAUSES.len() + 5;
         let reason = |k: usize| (k < REASONS.len()).then_some(k);
         let cause = |c: &str| CAUSES.iter().position(|x| *x == c);
         let provider = |i: usize, offset: usize| (i < provider_count).then_some(GLOBAL + i * PER_PROVIDER + offset);
@@ -93,6 +108,11 @@ impl Metric {
             Metric::CacheEntries(i) => provider(*i, 7 + REASONS.len()),
             Metric::AudienceUnchecked(i) => provider(*i, 8 + REASONS.len()),
             Metric::JwksFetchError(i, c) => cause(c).and_then(|k| provider(*i, 9 + REASONS.len() + k)),
+            Metric::IntrospectionCall(i) => provider(*i, 9 + REASONS.len() + CAUSES.len()),
+            Metric::IntrospectionSharedHit(i) => provider(*i, 10 + REASONS.len() + CAUSES.len()),
+            Metric::IntrospectionInactive(i) => provider(*i, 11 + REASONS.len() + CAUSES.len()),
+            Metric::IntrospectionFailure(i) => provider(*i, 12 + REASONS.len() + CAUSES.len()),
+            Metric::IntrospectionLatencyMs(i) => provider(*i, 13 + REASONS.len() + CAUSES.len()),
         }
     }
 
@@ -113,6 +133,13 @@ impl Metric {
                 Metric::AudienceUnchecked(i),
             ]);
             out.extend(CAUSES.iter().map(|c| Metric::JwksFetchError(i, c)));
+            out.extend([
+                Metric::IntrospectionCall(i),
+                Metric::IntrospectionSharedHit(i),
+                Metric::IntrospectionInactive(i),
+                Metric::IntrospectionFailure(i),
+                Metric::IntrospectionLatencyMs(i),
+            ]);
         }
         out
     }
@@ -166,7 +193,7 @@ mod tests {
             for_denial(&Reason::NoCompatibleKey, Some(0))[1].name(&providers),
             "jwt_guard.provider.auth0.denied.unknown_kid"
         );
-        assert_eq!(Metric::all(1).len(), 3 + 37 + 1 + 37 + 8 + 9);
+        assert_eq!(Metric::all(1).len(), 3 + 42 + 1 + 42 + 8 + 9 + 5);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

@@ -3,6 +3,7 @@
 
 pub mod header_map;
 pub mod host;
+mod introspection_sync;
 mod key_sync;
 pub mod log_limit;
 pub mod metrics;

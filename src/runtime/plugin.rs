@@ -7,6 +7,7 @@ use log::{debug, warn};
 
 use super::header_map;
 use super::host::{Host, HostResult};
+use super::introspection_sync::{Introspector, Want};
 use super::key_sync::KeySync;
 use super::metrics::{for_denial, Metric};
 use super::telemetry::Telemetry;
@@ -34,13 +35,15 @@ pub enum Action {
 enum Applied {
     Continued,
     Responded,
-    /// Keys are on their way; the request's protocol shapes a refusal if it cannot wait.
-    Waiting(Vec<usize>, Protocol),
+    /// Keys or introspection answers are on their way: the providers to refetch keys for,
+    /// the (provider, token) pairs to introspect, and the protocol that shapes a refusal.
+    Waiting(Vec<usize>, Vec<(usize, String)>, Protocol),
 }
 
 pub struct Plugin {
     engine: Engine,
     keys: KeySync,
+    introspector: Introspector,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
     telemetry: Telemetry,
@@ -77,12 +80,14 @@ impl Plugin {
 
     pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
         let keys = KeySync::new(&config, now_ms, owner);
+        let introspector = Introspector::new(&config, owner);
         let names = config.providers.iter().map(|p| p.name.clone()).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
         Plugin {
             engine,
             keys,
+            introspector,
             caches,
             pending: Vec::new(),
             telemetry: Telemetry::new(names),
@@ -136,7 +141,9 @@ impl Plugin {
                 self.keys_changed(i);
             }
         }
-        if !self.pending.is_empty() {
+        let now = self.now(host);
+        let answered = self.introspector.on_tick(host, now);
+        if !self.pending.is_empty() || answered {
             self.retry_pending(host);
         }
         self.record_gauges(host);
@@ -158,28 +165,63 @@ impl Plugin {
         match applied {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
-            Applied::Waiting(refetch, protocol) => {
-                let now = self.now(host);
-                for i in refetch {
-                    self.keys.request_refetch(host, i, now);
+            Applied::Waiting(..) => match self.wait(host, applied) {
+                Applied::Continued => Action::Continue,
+                Applied::Responded => Action::Pause,
+                Applied::Waiting(_, _, protocol) => {
+                    if self.pending.len() >= MAX_PENDING {
+                        self.respond(host, &Reason::KeysUnavailable, None, protocol);
+                    } else {
+                        self.telemetry.count(Metric::Paused, 1);
+                        self.pending.push(context_id);
+                    }
+                    Action::Pause
                 }
-                if self.pending.len() >= MAX_PENDING {
-                    self.respond(host, &Reason::KeysUnavailable, None, protocol);
-                } else {
-                    self.telemetry.count(Metric::Paused, 1);
-                    self.pending.push(context_id);
-                }
-                Action::Pause
-            }
+            },
         }
+    }
+
+    /// Starts what a waiting request needs (refetches, introspection calls). An answer this
+    /// VM already has, or takes from another VM, decides it again at once (at most twice: a
+    /// request waits on at most two introspection endpoints' worth of providers). A provider
+    /// with `max_in_flight` calls open refuses it with 503.
+    fn wait(&mut self, host: &mut impl Host, mut applied: Applied) -> Applied {
+        for _ in 0..3 {
+            let Applied::Waiting(refetch, introspect, protocol) = &applied else { return applied };
+            let now = self.now(host);
+            for i in refetch {
+                self.keys.request_refetch(host, *i, now);
+            }
+            let mut ready = false;
+            for (i, token) in introspect {
+                match self.introspector.want(host, *i, token, now, &mut self.telemetry) {
+                    Want::Ready => ready = true,
+                    Want::Waiting => {}
+                    Want::Overloaded => {
+                        self.respond(host, &Reason::IntrospectionOverloaded, Some(*i), *protocol);
+                        return Applied::Responded;
+                    }
+                }
+            }
+            if !ready {
+                return applied;
+            }
+            applied = self.decide_and_apply(host);
+        }
+        applied
     }
 
     /// A dispatched fetch answered (see `KeySync::on_fetch_response`): new keys drop the
     /// provider's cached tokens, and waiting requests are decided again.
     pub fn on_fetch_response(&mut self, host: &mut impl Host, token: u32, num_headers: usize, body_size: usize) {
         let now = self.now(host);
-        if let Some(i) = self.keys.on_fetch_response(host, token, num_headers, body_size, now, &mut self.telemetry) {
-            self.keys_changed(i);
+        let delivered = (num_headers, body_size);
+        let introspected = self.introspector.on_response(host, token, delivered, now, &mut self.telemetry);
+        if introspected.is_none() {
+            if let Some(i) = self.keys.on_fetch_response(host, token, num_headers, body_size, now, &mut self.telemetry)
+            {
+                self.keys_changed(i);
+            }
         }
         self.record_gauges(host);
         self.retry_pending(host);
@@ -214,20 +256,15 @@ impl Plugin {
             if host.set_effective_context(id).is_err() {
                 continue; // the request is gone
             }
-            match self.decide_and_apply(host) {
+            let applied = self.decide_and_apply(host);
+            match self.wait(host, applied) {
                 Applied::Continued => {
                     if let Err(s) = host.resume_request() {
                         warn!("jwt-guard: could not resume request {id}: {s}");
                     }
                 }
                 Applied::Responded => {}
-                Applied::Waiting(refetch, _) => {
-                    let now = self.now(host);
-                    for i in refetch {
-                        self.keys.request_refetch(host, i, now);
-                    }
-                    self.pending.push(id);
-                }
+                Applied::Waiting(..) => self.pending.push(id),
             }
         }
     }
@@ -250,7 +287,8 @@ impl Plugin {
         let peer_certificate = || host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten();
         let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
         let states: Vec<KeyState<'_>> = self.keys.slots().iter().map(|s| s.state(now_ms)).collect();
-        let outcome = self.engine.decide(&req, &states, now_ms / 1000, &mut self.caches);
+        let outcome =
+            self.engine.decide_with(&req, &states, now_ms / 1000, &mut self.caches, self.introspector.answers());
         for i in 0..self.caches.len() {
             let hits = std::mem::take(&mut self.caches[i].hits);
             let misses = std::mem::take(&mut self.caches[i].misses);
@@ -266,7 +304,7 @@ impl Plugin {
             }
         }
         match outcome {
-            Outcome::WaitForKeys { refetch, protocol } => Applied::Waiting(refetch, protocol),
+            Outcome::Wait { refetch, introspect, protocol } => Applied::Waiting(refetch, introspect, protocol),
             Outcome::Deny(denial) => {
                 for m in for_denial(&denial.reason, denial.provider) {
                     self.telemetry.count(m, 1);

@@ -9,6 +9,7 @@ mod decision;
 mod deny;
 mod extractor;
 mod identity;
+mod introspection;
 mod issuers;
 mod jwks;
 mod policy;

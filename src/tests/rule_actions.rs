@@ -29,7 +29,7 @@ fn verdict(rules: &Value, path: &str, token: Option<&str>) -> Option<Reason> {
     match outcome(json!({"providers": {"p": provider_json()}, "rules": rules}), path, token) {
         Outcome::Allow { .. } => None,
         Outcome::Deny(d) => Some(d.reason),
-        Outcome::WaitForKeys { .. } => panic!("keys are ready"),
+        Outcome::Wait { .. } => panic!("keys are ready"),
     }
 }
 

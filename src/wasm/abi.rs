@@ -10,6 +10,7 @@ use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::refresh::introspection_call::USER_AGENT;
 use crate::runtime::header_map;
 use crate::runtime::host::{Host, HostResult, HostStatus};
 use crate::token::protobuf;
@@ -207,9 +208,18 @@ impl Host for ProxyHost {
     }
 
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
-        let headers =
-            vec![(":method", "GET"), (":path", path), (":authority", authority), ("accept", "application/json")];
-        dispatch_http_call(cluster, headers, Duration::from_millis(timeout_ms))
+        let headers = vec![
+            (":method", "GET"),
+            (":path", path),
+            (":authority", authority),
+            ("accept", "application/json"),
+            ("user-agent", USER_AGENT),
+        ];
+        dispatch_http_call(cluster, headers, None, Duration::from_millis(timeout_ms))
+    }
+
+    fn dispatch(&mut self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> HostResult<u32> {
+        dispatch_http_call(cluster, headers.to_vec(), Some(body), Duration::from_millis(timeout_ms))
     }
 
     fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>> {
@@ -362,8 +372,9 @@ impl Host for ProxyHost {
 fn dispatch_http_call(
     cluster: &str,
     headers: Vec<(&str, &str)>,
+    body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<u32, crate::runtime::host::HostStatus> {
-    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout)
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout)
         .map_err(|s| crate::runtime::host::HostStatus(s as u32))
 }

@@ -60,13 +60,15 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let config = match Config::parse(&bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                error!("{e}");
-                return false;
-            }
-        };
+        // The VM's environment is Envoy's vm_config.environment_variables (Istio: vmConfig.env).
+        let config =
+            match Config::parse(&bytes).and_then(|mut c| c.resolve_secrets(|k| std::env::var(k).ok()).map(|()| c)) {
+                Ok(c) => c,
+                Err(e) => {
+                    error!("{e}");
+                    return false;
+                }
+            };
         self.plugin = Some(Rc::new(RefCell::new(Plugin::configure(config, &mut ProxyHost))));
         // The first tick (within TICK) starts the fetch. Not here: Envoy also configures a
         // short-lived base VM that is destroyed at once, and a fetch it started would hold
@@ -100,6 +102,16 @@ struct Http {
 }
 
 impl Context for Http {
+    /// An introspection call is dispatched while a request is decided, so the SDK delivers its
+    /// answer here, to the request's context: it goes to the plugin as a fetch's does.
+    fn on_http_call_response(&mut self, token_id: u32, num_headers: usize, body_size: usize, _: usize) {
+        let Some(plugin) = &self.plugin else { return };
+        match plugin.try_borrow_mut() {
+            Ok(mut p) => p.on_fetch_response(&mut ProxyHost, token_id, num_headers, body_size),
+            Err(_) => warn!("jwt-guard: call response arrived re-entrantly; dropped"),
+        }
+    }
+
     fn on_done(&mut self) -> bool {
         if let Some(plugin) = &self.plugin {
             if let Ok(mut p) = plugin.try_borrow_mut() {

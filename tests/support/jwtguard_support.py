@@ -92,8 +92,12 @@ def envoy_command() -> list[str]:
 
 
 def wasm_filter_yaml(wasm: Path, config_text: str, failure_policy: str = "FAIL_CLOSED",
-                     name: str = "jwt_guard") -> str:
-    """An `envoy.filters.http.wasm` entry for `http_filters` (indented for the HCM below)."""
+                     name: str = "jwt_guard", env: dict | None = None) -> str:
+    """An `envoy.filters.http.wasm` entry for `http_filters` (indented for the HCM below);
+    `env` becomes the VM's environment (`vm_config.environment_variables`)."""
+    env_yaml = ""
+    if env:
+        env_yaml = "\n                  environment_variables:\n                    key_values: " + json.dumps(env)
     return f"""          - name: {name}
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
@@ -104,7 +108,7 @@ def wasm_filter_yaml(wasm: Path, config_text: str, failure_policy: str = "FAIL_C
                 vm_config:
                   vm_id: {name}
                   runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{wasm}"}}}}
+                  code: {{local: {{filename: "{wasm}"}}}}{env_yaml}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: {json.dumps(config_text)}"""

@@ -21,6 +21,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Listener(ThreadingHTTPServer):
+    # Python's default backlog is 5: a burst of requests resumed at once by Envoy's workers
+    # would overflow it and time out connecting.
+    request_queue_size = 128
+
+
 class _Server:
     def __init__(self, handler_cls, port: int = 0):
         self.port = port or free_port()
@@ -32,7 +38,7 @@ class _Server:
     def start(self):
         handler = self.handler_cls
         handler.owner = self
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.httpd = _Listener(("127.0.0.1", self.port), handler)
         self.httpd.daemon_threads = True
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

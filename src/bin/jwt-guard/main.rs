@@ -29,7 +29,7 @@ use jwt_guard::decision::route::matching_rules;
 use jwt_guard::decision::{Engine, Outcome, Request};
 use jwt_guard::jwks::KeySet;
 use jwt_guard::jwks::{KeyState, KidRefetch};
-use jwt_guard::policy::{Config, KeySource, Rule, RuleAction};
+use jwt_guard::policy::{ClientSecret, Config, KeySource, Rule, RuleAction};
 
 mod describe;
 mod import;
@@ -110,6 +110,17 @@ fn check_config(args: &[String]) -> Result<ExitCode, String> {
                 "  provider {}: fetches {} through cluster {:?}, which must exist in Envoy's configuration \
                  (this check cannot see it; a missing cluster is logged at runtime as 'Envoy has no cluster')",
                 p.name, r.uri, r.cluster
+            );
+        }
+        if let Some(i) = &p.introspection {
+            let secret = match &i.secret {
+                ClientSecret::Env(name) => format!("the secret from the VM's environment variable {name}"),
+                _ => "the inline client_secret".to_string(),
+            };
+            println!(
+                "  provider {}: introspects tokens that are not JWTs at {} through cluster {:?} as client {:?}, \
+                 with {secret}",
+                p.name, i.uri, i.cluster, i.client_id
             );
         }
     }
@@ -418,7 +429,14 @@ fn explain(args: &[String]) -> Result<ExitCode, String> {
             println!("  body: {}", d.response.body);
             Ok(ExitCode::from(2))
         }
-        Outcome::WaitForKeys { .. } => {
+        Outcome::Wait { introspect, .. } if !introspect.is_empty() => {
+            for (i, _) in introspect {
+                let uri = config.providers[i].introspection.as_ref().map_or("", |x| x.uri.as_str());
+                println!("  the filter would ask {uri} about this opaque token (RFC 7662) and decide on its answer");
+            }
+            Ok(ExitCode::from(2))
+        }
+        Outcome::Wait { .. } => {
             println!("  the filter would wait for keys (pass --jwks FILE)");
             Ok(ExitCode::from(2))
         }

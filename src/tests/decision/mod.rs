@@ -96,7 +96,7 @@ fn status(o: &Outcome) -> u32 {
     match o {
         Outcome::Allow { .. } => 200,
         Outcome::Deny(d) => d.response.status,
-        Outcome::WaitForKeys { .. } => 0,
+        Outcome::Wait { .. } => 0,
     }
 }
 
@@ -189,7 +189,7 @@ fn key_states() {
     let a = bearer(&access_token(json!({})));
     assert_eq!(
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Loading])),
-        Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http }
+        Outcome::Wait { refetch: vec![], introspect: vec![], protocol: Protocol::Http }
     );
     assert_eq!(
         reason(&w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Unavailable]))),
@@ -211,7 +211,7 @@ fn any_waits_only_if_nothing_succeeded() {
     let states = vec![KeyState::Loading, KeyState::Ready(&keys[1], KidRefetch::Exhausted)];
     assert_eq!(
         w.decide_with("GET", "/", &[("authorization", &a)], Some(states)),
-        Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http }
+        Outcome::Wait { refetch: vec![], introspect: vec![], protocol: Protocol::Http }
     );
 }
 
@@ -256,14 +256,14 @@ fn unknown_kid_waits_for_one_refetch_when_allowed() {
     let keys = w.keys.clone();
     let o =
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
-    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0], protocol: Protocol::Http });
+    assert_eq!(o, Outcome::Wait { refetch: vec![0], introspect: vec![], protocol: Protocol::Http });
     // A gRPC request that waits is refused in gRPC terms if it cannot wait.
     let grpc = [("authorization", a.as_str()), ("content-type", "application/grpc")];
     let o = w.decide_with("POST", "/", &grpc, Some(vec![KeyState::Ready(&keys[0], KidRefetch::Allowed)]));
-    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![0], protocol: Protocol::Grpc });
+    assert_eq!(o, Outcome::Wait { refetch: vec![0], introspect: vec![], protocol: Protocol::Grpc });
     let o =
         w.decide_with("GET", "/", &[("authorization", &a)], Some(vec![KeyState::Ready(&keys[0], KidRefetch::Pending)]));
-    assert_eq!(o, Outcome::WaitForKeys { refetch: vec![], protocol: Protocol::Http });
+    assert_eq!(o, Outcome::Wait { refetch: vec![], introspect: vec![], protocol: Protocol::Http });
     let o = w.decide_with(
         "GET",
         "/",

@@ -2,6 +2,7 @@
 //! deadlines, bounds, four VMs) and `host_faults` (every host call failing).
 
 mod host_faults;
+mod introspection;
 mod lifecycle;
 
 use std::cell::RefCell;
@@ -16,6 +17,8 @@ use crate::runtime::{Action, Plugin};
 use crate::testkit::*;
 
 pub(super) type SentResponse = (u32, Vec<(String, String)>, Vec<u8>);
+/// A call with a body: cluster, headers, body, timeout.
+pub(super) type Posted = (String, Vec<(String, String)>, Vec<u8>, u64);
 
 #[derive(Default)]
 pub(super) struct FakeRequest {
@@ -43,6 +46,8 @@ pub(super) struct FakeHost {
     pub(super) effective: u32,
     pub(super) requests: HashMap<u32, FakeRequest>,
     pub(super) dispatched: Vec<(String, String, String, u64)>,
+    /// Calls with a body (introspection): cluster, headers, body, timeout.
+    pub(super) posted: Vec<Posted>,
     pub(super) next_token: u32,
     pub(super) store: Rc<RefCell<Store>>,
     pub(super) metrics: HashMap<u32, (String, u64)>,
@@ -77,6 +82,13 @@ impl Host for FakeHost {
         self.fails("dispatch_get")?;
         self.next_token += 1;
         self.dispatched.push((cluster.into(), authority.into(), path.into(), timeout_ms));
+        Ok(self.next_token)
+    }
+    fn dispatch(&mut self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> HostResult<u32> {
+        self.fails("dispatch")?;
+        self.next_token += 1;
+        let h = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        self.posted.push((cluster.into(), h, body.to_vec(), timeout_ms));
         Ok(self.next_token)
     }
     fn call_response_header(&self, name: &str) -> HostResult<Option<Vec<u8>>> {

@@ -1,7 +1,9 @@
 // A real OpenID Provider for jwt-guard's e2e tests: oidc-provider (pinned in package.json),
 // on 127.0.0.1:$PORT, with its development login and consent pages, the client-credentials
 // grant, DPoP, and resource servers that get JWT access tokens signed RS256, ES256 and EdDSA,
-// and one that gets opaque tokens. Keys are made at start-up. Prints "ready <issuer>".
+// and one that gets opaque tokens, which the resource server `api` (client_secret_basic) may
+// introspect (RFC 7662) and `app` may revoke (RFC 7009). Keys are made at start-up. Prints
+// "ready <issuer>".
 import { generateKeyPairSync } from 'node:crypto';
 
 import Provider from 'oidc-provider';
@@ -14,6 +16,7 @@ const resources = {
   [`${base}/es`]: { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } },
   [`${base}/ed`]: { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'EdDSA' } } },
   [`${base}/opaque`]: { accessTokenFormat: 'opaque' },
+  [`${base}/opaque-other`]: { accessTokenFormat: 'opaque' },
 };
 
 function jwk(type, options, kid) {
@@ -30,6 +33,14 @@ const configuration = {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
     scope: 'openid offline_access read:items',
+  }, {
+    // The API itself: it only introspects.
+    client_id: 'api',
+    client_secret: process.env.API_SECRET || 'api-secret',
+    redirect_uris: [],
+    grant_types: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
   }],
   jwks: {
     keys: [
@@ -44,6 +55,8 @@ const configuration = {
     devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     dPoP: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,

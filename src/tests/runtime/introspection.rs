@@ -1,0 +1,213 @@
+//! Introspection through the runtime: one call per new token however many requests and VMs
+//! want it, answers shared between VMs, calls bounded per VM, failures closed and recovered.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::json;
+
+use super::*;
+
+const TOKEN: &str = "Bearer opaque-token-0123456789";
+
+fn config(max_in_flight: usize) -> Config {
+    config_with(
+        json!({"introspection": {
+            "http_uri": {"uri": "https://issuer.test/introspect", "cluster": "idp", "timeout": "2s"},
+            "client_id": "api", "client_secret": "s3cret", "max_in_flight": max_in_flight,
+            "negative_cache_duration": "30s"}}),
+        json!({}),
+    )
+}
+
+fn active_answer() -> Vec<u8> {
+    json!({"active": true, "iss": ISS, "aud": API, "sub": "alice", "exp": NOW + 3600}).to_string().into_bytes()
+}
+
+fn vms(n: u64, max_in_flight: usize) -> Vec<(Plugin, FakeHost)> {
+    let store = Rc::new(RefCell::new(Store::default()));
+    (0..n)
+        .map(|i| {
+            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
+            let mut plugin = Plugin::new(config(max_in_flight), host.now, 100 + i);
+            plugin.define_metrics(&mut host);
+            (plugin, host)
+        })
+        .collect()
+}
+
+fn calls(vms: &[(Plugin, FakeHost)]) -> usize {
+    vms.iter().map(|(_, h)| h.posted.len()).sum()
+}
+
+#[test]
+fn twenty_requests_with_one_new_token_make_one_call_and_all_pass() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    for id in 1..=20 {
+        assert_eq!(host.arrive(plugin, id, Some(TOKEN)), Action::Pause);
+    }
+    assert_eq!(host.posted.len(), 1, "single flight");
+    let (cluster, headers, body, timeout) = &host.posted[0];
+    assert_eq!((cluster.as_str(), *timeout), ("idp", 2000));
+    assert_eq!(String::from_utf8_lossy(body), "token=opaque-token-0123456789&token_type_hint=access_token");
+    assert!(headers.iter().any(|(k, v)| k == "authorization" && v.starts_with("Basic ")));
+    answer(plugin, host, 1, Some(200), Some(active_answer()));
+    for id in 1..=20 {
+        assert!(host.requests[&id].resumed, "request {id}");
+        assert_eq!(host.header(id, "authorization"), None, "the token is not forwarded (forward: false)");
+    }
+    // Cached: the next request passes at once, no call.
+    assert_eq!(host.arrive(plugin, 21, Some(TOKEN)), Action::Continue);
+    assert_eq!(host.posted.len(), 1);
+    plugin.on_tick(host);
+    assert_eq!(host.metric("jwt_guard.provider.p.introspection.calls"), 1);
+}
+
+#[test]
+fn vms_of_one_envoy_share_the_call_and_the_answer() {
+    let mut vms = vms(3, 32);
+    {
+        let (plugin, host) = &mut vms[0];
+        assert_eq!(host.arrive(plugin, 1, Some(TOKEN)), Action::Pause);
+    }
+    {
+        let (plugin, host) = &mut vms[1];
+        assert_eq!(host.arrive(plugin, 1, Some(TOKEN)), Action::Pause, "waits on VM 0's call");
+    }
+    assert_eq!(calls(&vms), 1);
+    {
+        let (plugin, host) = &mut vms[0];
+        answer(plugin, host, 1, Some(200), Some(active_answer()));
+        assert!(host.requests[&1].resumed);
+    }
+    {
+        let (plugin, host) = &mut vms[1];
+        host.now += 200;
+        plugin.on_tick(host);
+        assert!(host.requests[&1].resumed, "VM 1 took VM 0's answer on its tick");
+    }
+    {
+        let (plugin, host) = &mut vms[2];
+        assert_eq!(host.arrive(plugin, 1, Some(TOKEN)), Action::Continue, "VM 2 finds it in shared data");
+        plugin.on_tick(host);
+        assert_eq!(host.metric("jwt_guard.provider.p.introspection.shared_hit"), 1);
+    }
+    assert_eq!(calls(&vms), 1, "one call for three VMs");
+}
+
+#[test]
+fn a_vm_whose_peer_died_mid_call_calls_itself_after_the_lease() {
+    let mut vms = vms(2, 32);
+    {
+        let (plugin, host) = &mut vms[0];
+        host.arrive(plugin, 1, Some(TOKEN));
+    }
+    let (plugin, host) = &mut vms[1];
+    assert_eq!(host.arrive(plugin, 1, Some(TOKEN)), Action::Pause);
+    assert!(host.posted.is_empty());
+    host.now += 3_000; // the 2 s timeout and the 1 s margin
+    plugin.on_tick(host);
+    assert_eq!(host.posted.len(), 1, "took over the lease");
+}
+
+#[test]
+fn calls_per_vm_are_bounded_and_past_the_bound_get_503_with_retry_after() {
+    let mut vms = vms(1, 2);
+    let (plugin, host) = &mut vms[0];
+    assert_eq!(host.arrive(plugin, 1, Some("Bearer junk-aaaaaaaaaaaa")), Action::Pause);
+    assert_eq!(host.arrive(plugin, 2, Some("Bearer junk-bbbbbbbbbbbb")), Action::Pause);
+    assert_eq!(host.arrive(plugin, 3, Some("Bearer junk-cccccccccccc")), Action::Pause);
+    assert_eq!(host.posted.len(), 2);
+    assert_eq!(host.status(3), Some(503));
+    let r = host.requests[&3].response.as_ref().unwrap();
+    assert!(r.1.iter().any(|(k, v)| k == "retry-after" && v == "1"));
+    plugin.on_tick(host);
+    assert_eq!(host.metric("jwt_guard.requests.denied.introspection_overloaded"), 1);
+    // An answer frees a place.
+    answer(plugin, host, 1, Some(200), Some(json!({"active": false}).to_string().into_bytes()));
+    assert_eq!(host.status(1), Some(401));
+    assert_eq!(host.arrive(plugin, 4, Some("Bearer junk-dddddddddddd")), Action::Pause);
+    assert_eq!(host.posted.len(), 3);
+}
+
+#[test]
+fn an_endpoint_that_fails_gets_503_then_the_next_call_recovers() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    host.arrive(plugin, 1, Some(TOKEN));
+    answer(plugin, host, 1, None, None); // reset: no answer
+    assert_eq!(host.status(1), Some(503));
+    assert_eq!(host.arrive(plugin, 2, Some(TOKEN)), Action::Pause, "held briefly: 503 without a new call");
+    assert_eq!(host.status(2), Some(503));
+    assert_eq!(host.posted.len(), 1);
+    host.now += 1_000;
+    assert_eq!(host.arrive(plugin, 3, Some(TOKEN)), Action::Pause);
+    assert_eq!(host.posted.len(), 2, "called again");
+    answer(plugin, host, 2, Some(503), Some(b"busy".to_vec()));
+    assert_eq!(host.status(3), Some(503), "5xx fails closed");
+    host.now += 1_000;
+    host.arrive(plugin, 4, Some(TOKEN));
+    answer(plugin, host, 3, Some(200), Some(active_answer()));
+    assert!(host.requests[&4].resumed, "recovered");
+    plugin.on_tick(host);
+    assert_eq!(host.metric("jwt_guard.provider.p.introspection.failure"), 2);
+}
+
+#[test]
+fn a_negative_answer_is_kept_for_its_time_then_asked_again() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    host.arrive(plugin, 1, Some(TOKEN));
+    answer(plugin, host, 1, Some(200), Some(json!({"active": false}).to_string().into_bytes()));
+    assert_eq!(host.status(1), Some(401));
+    assert_eq!(host.arrive(plugin, 2, Some(TOKEN)), Action::Pause);
+    assert_eq!(host.status(2), Some(401));
+    assert_eq!(host.posted.len(), 1, "negative cache");
+    host.now += 30_000;
+    assert_eq!(host.arrive(plugin, 3, Some(TOKEN)), Action::Pause);
+    assert_eq!(host.posted.len(), 2, "asked again after negative_cache_duration");
+    plugin.on_tick(host);
+    assert_eq!(host.metric("jwt_guard.provider.p.introspection.inactive"), 1);
+}
+
+#[test]
+fn an_unreadable_answer_is_refused_with_its_reason_and_a_dispatch_refusal_fails_closed() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    host.arrive(plugin, 1, Some(TOKEN));
+    answer(plugin, host, 1, Some(200), Some(b"<html>".to_vec()));
+    assert_eq!(host.status(1), Some(401));
+    let body = String::from_utf8_lossy(&host.requests[&1].response.as_ref().unwrap().2).into_owned();
+    assert!(body.contains("invalid_token"), "{body}");
+    host.failing.insert("dispatch", HostStatus::INTERNAL_FAILURE);
+    host.arrive(plugin, 2, Some("Bearer another-opaque-token"));
+    assert_eq!(host.status(2), Some(503));
+}
+
+#[test]
+fn a_secret_missing_from_the_environment_sends_nothing() {
+    let mut c = config(32);
+    if let Some(i) = c.providers[0].introspection.as_mut() {
+        i.secret = crate::policy::ClientSecret::Env("UNSET".into());
+    }
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(c, host.now, 1);
+    host.arrive(&mut plugin, 1, Some(TOKEN));
+    assert_eq!(host.status(1), Some(503));
+    assert!(host.posted.is_empty());
+}
+
+#[test]
+fn a_call_the_proxy_cancelled_frees_its_place_after_its_timeout() {
+    let mut vms = vms(1, 1);
+    let (plugin, host) = &mut vms[0];
+    assert_eq!(host.arrive(plugin, 1, Some(TOKEN)), Action::Pause);
+    plugin.on_done(1); // the client went away; Envoy cancels the call without an answer
+    assert_eq!(host.arrive(plugin, 2, Some("Bearer another-opaque-token")), Action::Pause);
+    assert_eq!(host.status(2), Some(503), "the one place is taken");
+    host.now += 3_000;
+    plugin.on_tick(host);
+    assert_eq!(host.arrive(plugin, 3, Some("Bearer another-opaque-token")), Action::Pause);
+    assert_eq!(host.posted.len(), 2, "the forgotten call's place is free again");
+}
