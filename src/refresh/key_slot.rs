@@ -374,7 +374,8 @@ impl KeySlot {
     }
 
     /// The shared record after this VM's fetch ended: `success` is the new generation's
-    /// number. `jitter` is a random number; retries back off from 1 s doubling to 60 s.
+    /// number. `jitter` is a random number: it spreads scheduled refreshes (`refresh_ms`), and
+    /// retries back off from 1 s doubling to 60 s.
     pub fn complete(&self, now_ms: u64, shared: &SharedState, success: Option<u64>, jitter: u64) -> SharedState {
         let mut next = shared.clone();
         next.lease_until_ms = 0;
@@ -385,7 +386,7 @@ impl KeySlot {
                 next.generation = generation;
                 next.fetched_ms = now_ms;
                 next.failures = 0;
-                next.next_fetch_ms = now_ms.saturating_add(refresh);
+                next.next_fetch_ms = now_ms.saturating_add(refresh_ms(refresh, jitter));
             }
             None => {
                 next.failures = next.failures.saturating_add(1);
@@ -394,6 +395,16 @@ impl KeySlot {
         }
         next
     }
+}
+
+/// The next scheduled refresh: `cache_duration` less up to a tenth of it, drawn from
+/// `jitter`, so a fleet of Envoys started together does not refetch in lockstep
+/// (envoyproxy/envoy#27127). Earlier, never later: keys are never older than `cache_duration`.
+pub fn refresh_ms(interval: u64, jitter: u64) -> u64 {
+    if interval == u64::MAX {
+        return interval;
+    }
+    interval - jitter % (interval / 10 + 1)
 }
 
 /// 1 s, 2 s, 4 s ... capped at 60 s, each drawn from [base/2, base] ("equal jitter") so VMs

@@ -148,6 +148,20 @@ fn failures_keep_keys_back_off_with_jitter_and_expire_after_stale_if_error() {
 }
 
 #[test]
+fn scheduled_refreshes_come_up_to_a_tenth_early_never_late() {
+    for jitter in [0u64, 1, 7_777, 59_999, 60_000, u64::MAX] {
+        let r = refresh_ms(600_000, jitter);
+        assert!((540_000..=600_000).contains(&r), "{jitter}: {r}");
+    }
+    assert_ne!(refresh_ms(600_000, 1_234), refresh_ms(600_000, 5_678), "a fleet spreads out");
+    assert_eq!(refresh_ms(600_000, 0), 600_000);
+    assert_eq!(refresh_ms(u64::MAX, 5), u64::MAX, "local keys are never refreshed");
+    let slot = remote_slot(0, false);
+    let next = slot.complete(10_000, &SharedState::default(), Some(1), 30_001);
+    assert_eq!(next.next_fetch_ms, 10_000 + 60_000 - 30_001 % 6_001, "complete() applies it");
+}
+
+#[test]
 fn own_deadline_fires_when_envoy_never_answers() {
     let mut slot = remote_slot(0, false);
     slot.started(1, 0);
