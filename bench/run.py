@@ -52,6 +52,9 @@ PROOFS_FILE = HERE / ".proofs.txt"
 DPOP_LUA = HERE / "dpop.lua"
 DPOP_PROOFS = int(os.environ.get("BENCH_DPOP_PROOFS", "60000"))
 DPOP_ORIGIN = "https://api.bench.test"
+# Opaque tokens: an RFC 7662 endpoint on loopback (an Envoy direct response: every token active).
+OPAQUE_COLD_LUA = HERE / "opaque_cold.lua"
+INTROSPECTION_PORT = 0  # set in main
 
 
 def listener(admin: int, listen: int, filters: str, jwks_port: int | None = None) -> str:
@@ -59,6 +62,8 @@ def listener(admin: int, listen: int, filters: str, jwks_port: int | None = None
     routes = """              - match: {prefix: "/"}
                 direct_response: {status: 200, body: {inline_string: "ok"}}"""
     clusters = [] if jwks_port is None else [static_cluster_yaml("jwks", jwks_port)]
+    if INTROSPECTION_PORT:
+        clusters.append(static_cluster_yaml("introspect", INTROSPECTION_PORT))
     return listener_yaml(admin=admin, listen=listen, routes=routes, filters=filters, clusters=clusters)
 
 
@@ -81,9 +86,26 @@ def jwt_authn(jwks: dict, cache: bool) -> str:
                 requires: {{provider_name: p}}"""
 
 
-def guard(jwks: dict, cache_size: int | None, dpop: dict | None = None) -> str:
+def introspection_endpoint() -> Envoy:
+    """An RFC 7662 endpoint on loopback that calls every token active: an Envoy direct response,
+    so the cold row measures jwt-guard's call, not a slow server."""
+    admin, listen = free_port(), free_port()
+    answer = json.dumps({"active": True, "iss": ISSUER, "aud": API, "sub": "bench", "scope": "read",
+                         "exp": int(time.time()) + 24 * 3600})
+    routes = f"""              - match: {{prefix: "/"}}
+                direct_response: {{status: 200, body: {{inline_string: {json.dumps(answer)}}}}}"""
+    e = Envoy(listener_yaml(admin=admin, listen=listen, routes=routes, filters="", clusters=[]), admin, listen,
+              log_level="warning")
+    return e.start()
+
+
+def guard(jwks: dict, cache_size: int | None, dpop: dict | None = None, introspect: bool = False) -> str:
     """jwt-guard; `cache_size` None leaves jwt_cache_config out: the default, as shipped."""
     provider = {"issuer": ISSUER, "audiences": [API], "local_jwks": {"inline_string": json.dumps(jwks)}}
+    if introspect:
+        provider["introspection"] = {
+            "http_uri": {"uri": f"http://127.0.0.1:{INTROSPECTION_PORT}/introspect", "cluster": "introspect"},
+            "client_id": "bench", "client_secret": "bench"}
     if cache_size is not None:
         provider["jwt_cache_config"] = {"jwt_cache_size": cache_size}
     if dpop is not None:
@@ -125,6 +147,10 @@ def scenarios(signer: Signer):
         # The proofs are made before the rounds start, so the window is wide; the checks are the same.
         ("jwt-guard, DPoP (cached token, fresh proof)",
          guard(jwks, 1000, {"external_origin": DPOP_ORIGIN, "max_proof_age": "3600s"}), None, 200, DPOP_LUA),
+        ("jwt-guard, opaque (cached introspection)", guard(jwks, 1000, introspect=True), "op-bench-0123456789abcdef",
+         200, None),
+        ("jwt-guard, opaque cold (a call per request)", guard(jwks, 1000, introspect=True), "op-first-call", 200,
+         OPAQUE_COLD_LUA),
     ]
 
 
@@ -149,6 +175,8 @@ TARGETS = {
     "jwt-guard, cold ES256": [("jwt_authn, ES256", 0.6)],
     "jwt-guard, forged": [("jwt_authn, forged", 0.5)],
     "jwt-guard, DPoP (cached token, fresh proof)": [("jwt-guard, hot (cache)", None)],  # a cost, not a target
+    "jwt-guard, opaque (cached introspection)": [("jwt-guard, hot (cache)", 0.9)],
+    "jwt-guard, opaque cold (a call per request)": [("jwt-guard, hot (cache)", None)],  # its latency is the figure
     "jwt-guard, realistic, as shipped": [("jwt_authn, realistic, as shipped (no cache)", 1.2),
                                          ("jwt_authn, realistic, jwt_cache_size 1000", 0.85)],
 }
@@ -282,8 +310,10 @@ def main() -> int:
         if not need.exists():
             print(f"{need} is missing: run `make bench` (it builds both)", file=sys.stderr)
             return 1
-    global SIGNER
+    global SIGNER, INTROSPECTION_PORT
     signer = SIGNER = Signer(ISSUER)
+    endpoint = introspection_endpoint()
+    INTROSPECTION_PORT = endpoint.listen_port
     plan = scenarios(signer)
     only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
     if only:
@@ -328,6 +358,7 @@ def main() -> int:
     finally:
         for _, e, _, _ in envoys:
             e.stop()
+        endpoint.stop()
         TOKENS_FILE.unlink(missing_ok=True)
         PROOFS_FILE.unlink(missing_ok=True)
 

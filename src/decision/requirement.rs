@@ -9,7 +9,7 @@ use crate::authn::introspection::check_answer;
 use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
 use crate::decision::extractor::{find_token, Found};
-use crate::decision::introspected::{token_hash, Answer, Answers, TokenHash};
+use crate::decision::introspected::{token_hash, Answer, Answers};
 use crate::decision::sender::check_sender;
 use crate::decision::token_cache::TokenCache;
 use crate::deny::Reason;
@@ -45,7 +45,7 @@ pub(super) struct Evaluation<'e, 'r, 'k> {
     /// Opaque tokens to introspect before deciding again: (provider, token).
     pub(super) introspect: Vec<(usize, String)>,
     /// The endpoint this request's opaque token was shown to: never a second one.
-    pub(super) introspected_at: Option<(TokenHash, &'e str)>,
+    pub(super) introspected_at: Option<(String, &'e str)>,
 }
 
 impl Evaluation<'_, '_, '_> {
@@ -132,18 +132,18 @@ impl Evaluation<'_, '_, '_> {
         if let Err(r) = found.check() {
             return ProviderOutcome::Failed(r);
         }
-        let hash = token_hash(&found.token);
-        match self.introspected_at {
-            Some((h, uri)) if h == hash && uri != intro.uri => {
+        match &self.introspected_at {
+            Some((t, uri)) if *t == found.token && *uri != intro.uri => {
                 // Another rule's provider asked another endpoint: that server did not vouch here.
                 return ProviderOutcome::Failed(Reason::Issuer);
             }
-            _ => self.introspected_at = Some((hash, &intro.uri)),
+            Some(_) => {}
+            None => self.introspected_at = Some((found.token.clone(), &intro.uri)),
         }
         let cache = &mut self.caches[i];
         let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {
             Some(v) => v,
-            None => match self.answers.get(base).and_then(|a| a.get(&hash, self.now)) {
+            None => match self.answers.get(base).and_then(|a| a.get(&token_hash(&found.token), self.now)) {
                 None => {
                     if !self.introspect.iter().any(|(p, t)| *p == base && *t == found.token) {
                         self.introspect.push((base, found.token.clone()));

@@ -260,3 +260,22 @@ fn rules_read_the_answers_fields() {
     w.answer("admin-token-xyz", active(json!({"scope": "admin"})), NOW + 300);
     assert_eq!(reason(w.decide("admin-token-xyz", NOW)), None);
 }
+
+#[test]
+fn a_token_shown_to_one_endpoint_is_never_shown_to_a_second_in_the_same_request() {
+    let mut other = provider_json();
+    let mut intro2 = intro_json();
+    merge(&mut intro2, json!({"http_uri": {"uri": "https://other.test/introspect", "cluster": "other"}}));
+    merge(&mut other, json!({"issuer": "https://other.test/", "introspection": intro2}));
+    let mut p = provider_json();
+    merge(&mut p, json!({"introspection": intro_json()}));
+    // An unmet allow rule hands the request on to a rule whose provider asks elsewhere.
+    let rules = json!([
+        {"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "scopes": ["admin"]},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "q"}},
+    ]);
+    let c = Config::parse(json!({"providers": {"p": p, "q": other}, "rules": rules}).to_string().as_bytes()).unwrap();
+    let mut w = World::new(c);
+    w.answer(OPAQUE, active(json!({})), NOW + 300);
+    assert_eq!(reason(w.decide(OPAQUE, NOW)), Some(Reason::Issuer), "q's endpoint is not asked");
+}
