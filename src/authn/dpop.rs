@@ -121,8 +121,9 @@ pub fn access_token_hash(token: &str) -> String {
     base64url::encode(&Sha256::digest(token.as_bytes()))
 }
 
-/// An `htu` as it compares (RFC 9449 §4.3 point 9): scheme and host lower-cased, the default
-/// port dropped, query and fragment removed. The path compares byte for byte.
+/// An `htu` as it compares (RFC 9449 §4.3 point 9, RFC 3986 §6.2.2 and §6.2.3): scheme and host
+/// lower-cased, the default port dropped, query and fragment removed, and the path normalized
+/// (`normalize_path`). Nothing else is equated: the match is never wider than RFC 3986's.
 pub fn normalize_htu(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
     let rest = rest.split(['?', '#']).next().unwrap_or("");
@@ -133,10 +134,78 @@ pub fn normalize_htu(uri: &str) -> Option<String> {
     url(scheme, authority, path)
 }
 
-/// `scheme://authority/path` with the scheme and authority normalized.
+/// `scheme://authority/path` with the scheme, authority and path normalized.
 fn url(scheme: &str, authority: &str, path: &str) -> Option<String> {
     let scheme = scheme.to_ascii_lowercase();
-    Some(format!("{scheme}://{}{path}", normalize_authority(&scheme, authority)?))
+    Some(format!("{scheme}://{}{}", normalize_authority(&scheme, authority)?, normalize_path(path)?))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// An absolute path as RFC 3986 §6.2.2 compares it: percent-encodings of unreserved characters
+/// decoded (`%7E` is `~`), the others' hex digits upper-cased (`%2f` is `%2F`, and stays encoded:
+/// it is not `/`), then dot segments removed (§5.2.4). `None` for a `%` not followed by two hex
+/// digits.
+pub fn normalize_path(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            let v = u8::from_str_radix(text, 16).ok()?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            if is_unreserved(v) {
+                out.push(v as char);
+            } else {
+                out.push('%');
+                out.push_str(&text.to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            // Multi-byte UTF-8 stays as it is: copy the whole character.
+            let ch = path[i..].chars().next()?;
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    Some(remove_dot_segments(&out))
+}
+
+/// RFC 3986 §5.2.4, for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut input = path;
+    let mut output: Vec<&str> = Vec::new();
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../").or_else(|| input.strip_prefix("./")) {
+            input = rest;
+        } else if input.starts_with("/./") {
+            input = &input[2..];
+        } else if input == "/." {
+            input = "/";
+        } else if input.starts_with("/../") {
+            input = &input[3..];
+            output.pop();
+        } else if input == "/.." {
+            input = "/";
+            output.pop();
+        } else if input == "." || input == ".." {
+            input = "";
+        } else {
+            // The first segment, with its leading `/`, up to the next `/`.
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |j| j + start);
+            output.push(&input[..end]);
+            input = &input[end..];
+        }
+    }
+    output.concat()
 }
 
 /// The URL the client addressed, normalized: `external_origin` when configured (TLS ended
@@ -148,7 +217,7 @@ pub fn request_htu(dpop: &Dpop, scheme: &str, authority: &str, path: &str) -> Op
         return None;
     }
     match &dpop.external_origin {
-        Some(origin) => Some(format!("{origin}{path}")),
+        Some(origin) => Some(format!("{origin}{}", normalize_path(path)?)),
         None => url(scheme, authority, path),
     }
 }

@@ -9,6 +9,6 @@ pub mod introspection_slot;
 mod key_slot;
 
 pub use key_slot::{
-    backoff_ms, body_key, refresh_ms, decode_body, encode_body, state_key, FetchRequest, KeySlot, SharedState, Step,
+    backoff_ms, body_key, decode_body, encode_body, refresh_ms, state_key, FetchRequest, KeySlot, SharedState, Step,
     MAX_JWKS_BYTES, PROXY_TIMEOUT_MARGIN_MS,
 };

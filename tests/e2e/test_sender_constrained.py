@@ -61,6 +61,25 @@ def test_a_dpop_bound_token_with_a_fresh_proof_passes_and_neither_reaches_the_up
     assert r.status == 200, r.body
 
 
+def test_htu_compares_as_rfc_3986_normalizes_it(dpop_stack):
+    """What oauth4webapi does: it signs `/items/%7Euser` as written, while Envoy (normalize_path)
+    hands the filter `/items/~user`; a dot segment and lower-case hex likewise."""
+    s, key = dpop_stack, DpopKey()
+    token = s.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    for signed, sent in [
+        ("http://api.test/api/items/%7Euser", "/api/items/%7Euser"),
+        ("http://API.test:80/api/items/%7euser", "/api/items/~user"),
+        ("http://api.test/api/./items/~user", "/api/items/%7Euser"),
+    ]:
+        r = send(s, token, key.proof("GET", signed, token), path=sent)
+        assert r.status == 200, (signed, sent, r.body)
+        assert r.echoed["path"] == "/api/items/~user", r.echoed["path"]
+    # Never wider: an encoded slash is not a slash, and case in the path matters.
+    for signed in ["http://api.test/api%2Fitems/~user", "http://api.test/api/Items/~user"]:
+        r = send(s, token, key.proof("GET", signed, token), path="/api/items/~user")
+        assert r.status == 401 and "htu" in r.json()["error_description"], (signed, r.body)
+
+
 @pytest.mark.parametrize("case,reason,error", [
     ("replayed", "dpop_replay", "invalid_dpop_proof"),
     ("wrong method", "dpop_mismatch", "invalid_dpop_proof"),

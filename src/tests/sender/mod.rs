@@ -5,7 +5,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::authn::dpop::{check_proof, normalize_htu, request_htu, ProofRequest};
+use crate::authn::dpop::{check_proof, normalize_htu, normalize_path, request_htu, ProofRequest};
 use crate::decision::sender::parse_hex_digest;
 use crate::decision::token_cache::TokenCache;
 use crate::decision::*;
@@ -307,6 +307,47 @@ fn the_proof_age_window_is_configurable_and_inclusive() {
     );
     // The future side is the provider's clock skew (60 s by default).
     assert!(allowed(&w.send("GET", &format!("DPoP {t}"), &[&proof_with(&t, json!({"iat": NOW + 60, "jti": "3"}))])));
+}
+
+#[test]
+fn paths_compare_after_rfc_3986_normalization_and_no_further() {
+    // §6.2.2.2: percent-encoded unreserved characters are decoded.
+    assert_eq!(normalize_path("/items/%7Euser").as_deref(), Some("/items/~user"));
+    assert_eq!(normalize_path("/%41%62%2d%2E%5F%30").as_deref(), Some("/Ab-._0"));
+    // §6.2.2.1: the hex digits of the others are upper-cased, and they stay encoded.
+    assert_eq!(normalize_path("/a%2fb%3a").as_deref(), Some("/a%2Fb%3A"));
+    assert_ne!(normalize_path("/a%2Fb"), normalize_path("/a/b"), "%2F is not a slash");
+    assert_ne!(normalize_path("/a%20b"), normalize_path("/a+b"));
+    // §6.2.2.3: dot segments go (RFC 3986 §5.2.4's examples among them).
+    for (raw, want) in [
+        ("/a/b/c/./../../g", "/a/g"),
+        ("/./x", "/x"),
+        ("/x/..", "/"),
+        ("/x/.", "/x/"),
+        ("/../../a", "/a"),
+        ("/a/%2E%2E/b", "/b"),
+        ("/a/.../b", "/a/.../b"),
+        ("/a//b", "/a//b"),
+    ] {
+        assert_eq!(normalize_path(raw).as_deref(), Some(want), "{raw}");
+    }
+    // Case of the path itself is significant; broken escapes are refused.
+    assert_ne!(normalize_path("/Items"), normalize_path("/items"));
+    assert_eq!(normalize_path("/a%zz"), None);
+    assert_eq!(normalize_path("/a%4"), None);
+    assert_eq!(
+        normalize_path("/caf\u{e9}/%C3%A9").as_deref(),
+        Some("/caf\u{e9}/%C3%A9"),
+        "only ASCII unreserved decode"
+    );
+    // Both sides: a client signing %7E matches Envoy's decoded ~, and the reverse.
+    let d = Dpop::default();
+    let signed = normalize_htu("https://api.test/items/%7euser").unwrap();
+    assert_eq!(request_htu(&d, "https", "api.test", "/items/~user").as_deref(), Some(signed.as_str()));
+    let signed = normalize_htu("https://api.test/items/~user").unwrap();
+    assert_eq!(request_htu(&d, "https", "api.test", "/items/%7Euser").as_deref(), Some(signed.as_str()));
+    let ext = Dpop { external_origin: Some("https://api.example.com".into()), ..Dpop::default() };
+    assert_eq!(request_htu(&ext, "http", "x", "/a/./b/%7e").as_deref(), Some("https://api.example.com/a/b/~"));
 }
 
 #[test]
