@@ -4,9 +4,9 @@
 //! unique (`jti`, which the caller remembers) and for this access token (`ath`). The key's
 //! RFC 7638 thumbprint is what the token's `cnf.jkt` must name.
 //!
-//! Server nonces (`DPoP-Nonce`, §8) are not issued: a nonce needs shared state across workers
-//! and a round trip per client; `iat` within `max_proof_age` and the `jti` memory bound replay
-//! instead.
+//! Server nonces (`DPoP-Nonce`, §8) are not issued yet; within one Envoy the proof memory
+//! (`decision::proof_memory`) accepts each proof once, and `iat` within `max_proof_age` bounds
+//! replay across Envoys.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

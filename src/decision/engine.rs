@@ -9,6 +9,7 @@ use crate::authn::Verified;
 use crate::decision::extractor::Headers;
 use crate::decision::grants::{check_grants, grants_hold};
 use crate::decision::introspected::Answers;
+use crate::decision::proof_memory::ProofMemory;
 use crate::decision::request_kind::{is_cors_preflight, protocol};
 use crate::decision::requirement::{Eval, Evaluation, ProviderOutcome};
 use crate::decision::route::matching_rules;
@@ -95,6 +96,13 @@ pub struct Engine {
     pub config: Config,
 }
 
+/// What a decision reads beyond the request: `answers[i]`, the introspection answers held for
+/// provider `i`; `proofs`, the Envoy-wide DPoP proof memory (`None`: each verifier's own).
+pub struct Shared<'a, 'm> {
+    pub answers: &'a [Answers],
+    pub proofs: Option<&'a mut (dyn ProofMemory + 'm)>,
+}
+
 impl Engine {
     pub fn new(config: Config) -> Engine {
         Engine { config }
@@ -114,18 +122,19 @@ impl Engine {
 
     /// `keys[i]` is the state of provider `i`'s key set.
     pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
-        self.decide_with(req, keys, now, caches, &[])
+        self.decide_with(req, keys, now, caches, Shared { answers: &[], proofs: None })
     }
 
-    /// `decide`, with `answers[i]` the introspection answers held for provider `i`.
+    /// `decide`, with what the VMs of one Envoy share (`Shared`).
     pub fn decide_with(
         &self,
         req: &Request<'_>,
         keys: &[KeyState<'_>],
         now: u64,
         caches: &mut [TokenCache],
-        answers: &[Answers],
+        shared: Shared<'_, '_>,
     ) -> Outcome {
+        let Shared { answers, proofs } = shared;
         if self.config.bypass_cors_preflight && is_cors_preflight(req.method, req.headers) {
             return Outcome::Allow {
                 mutations: self.unchecked_route_mutations(req),
@@ -146,6 +155,11 @@ impl Engine {
             outcomes: vec![None; self.config.verifier_count()],
             refetch: Vec::new(),
             answers,
+            // Re-borrowed for this evaluation (a shorter trait-object lifetime than `'m`).
+            proofs: match proofs {
+                Some(p) => Some(p),
+                None => None,
+            },
             introspect: Vec::new(),
             introspected_at: None,
         };

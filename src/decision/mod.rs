@@ -9,6 +9,7 @@ pub mod filter_state;
 mod grants;
 pub mod introspected;
 mod mutations;
+pub mod proof_memory;
 mod refusal;
 pub mod request_kind;
 mod requirement;
@@ -16,4 +17,4 @@ pub mod route;
 pub mod sender;
 pub mod token_cache;
 
-pub use engine::{no_peer_certificate, Denial, Engine, Mutations, Outcome, Request};
+pub use engine::{no_peer_certificate, Denial, Engine, Mutations, Outcome, Request, Shared};

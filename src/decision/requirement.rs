@@ -10,7 +10,8 @@ use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
 use crate::decision::extractor::{find_token, Found};
 use crate::decision::introspected::{token_hash, Answer, Answers};
-use crate::decision::sender::check_sender;
+use crate::decision::proof_memory::ProofMemory;
+use crate::decision::sender::{check_sender, ProofStore};
 use crate::decision::token_cache::TokenCache;
 use crate::deny::Reason;
 use crate::jwks::{KeyState, KidRefetch};
@@ -44,6 +45,8 @@ pub(super) struct Evaluation<'e, 'r, 'k> {
     pub(super) answers: &'r [Answers],
     /// Opaque tokens to introspect before deciding again: (provider, token).
     pub(super) introspect: Vec<(usize, String)>,
+    /// The Envoy-wide DPoP proof memory, where there is a proxy.
+    pub(super) proofs: Option<&'r mut dyn ProofMemory>,
     /// The endpoint this request's opaque token was shown to: never a second one.
     pub(super) introspected_at: Option<(String, &'e str)>,
 }
@@ -94,8 +97,9 @@ impl Evaluation<'_, '_, '_> {
                             },
                         };
                         // Per request, never cached: the proof and the connection are new each time.
+                        let store = ProofStore { cache, shared: self.proofs.as_deref_mut().map(|m| (m, base)) };
                         let verdict = verdict.and_then(|v| {
-                            check_sender(provider, &v.binding, &found, self.req, cache, self.now).map(|()| v)
+                            check_sender(provider, &v.binding, &found, self.req, store, self.now).map(|()| v)
                         });
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),
@@ -163,7 +167,8 @@ impl Evaluation<'_, '_, '_> {
                 }
             },
         };
-        match verdict.and_then(|v| check_sender(provider, &v.binding, found, self.req, cache, self.now).map(|()| v)) {
+        let store = ProofStore { cache, shared: self.proofs.as_deref_mut().map(|m| (m, base)) };
+        match verdict.and_then(|v| check_sender(provider, &v.binding, found, self.req, store, self.now).map(|()| v)) {
             Ok(v) => ProviderOutcome::Verified(v),
             Err(r) => ProviderOutcome::Failed(r),
         }

@@ -6,17 +6,25 @@
 use crate::authn::dpop::{check_proof, request_htu, ProofRequest};
 use crate::authn::Binding;
 use crate::decision::extractor::{header_text, Found};
+use crate::decision::proof_memory::{proof_key, ProofMemory};
 use crate::decision::token_cache::TokenCache;
 use crate::decision::Request;
 use crate::deny::Reason;
 use crate::policy::{DpopMode, Provider};
+
+/// Where a request's DPoP proof is remembered: the Envoy-wide memory when there is one (`shared`,
+/// with the provider's index), else the verifier's own per-VM memory.
+pub struct ProofStore<'a, 'm> {
+    pub cache: &'a mut TokenCache,
+    pub shared: Option<(&'a mut (dyn ProofMemory + 'm), usize)>,
+}
 
 pub fn check_sender(
     provider: &Provider,
     binding: &Binding,
     found: &Found,
     req: &Request<'_>,
-    cache: &mut TokenCache,
+    store: ProofStore<'_, '_>,
     now: u64,
 ) -> Result<(), Reason> {
     match (found.dpop, &binding.jkt) {
@@ -24,7 +32,7 @@ pub fn check_sender(
         (false, None) if provider.dpop.mode == DpopMode::Required => return Err(Reason::DpopRequired),
         (false, None) => {}
         (true, None) => return Err(Reason::DpopUnbound),
-        (true, Some(jkt)) => check_dpop(provider, jkt, found, req, cache, now)?,
+        (true, Some(jkt)) => check_dpop(provider, jkt, found, req, store, now)?,
     }
     if let Some(expected) = &binding.x5t_s256 {
         match (req.peer_certificate)().as_deref().and_then(parse_hex_digest) {
@@ -41,7 +49,7 @@ fn check_dpop(
     jkt: &str,
     found: &Found,
     req: &Request<'_>,
-    cache: &mut TokenCache,
+    store: ProofStore<'_, '_>,
     now: u64,
 ) -> Result<(), Reason> {
     let mut proofs = req.headers.iter().filter(|(name, _)| *name == "dpop");
@@ -61,7 +69,14 @@ fn check_dpop(
         skew,
     )?;
     let until = p.iat.saturating_add(provider.dpop.max_proof_age_seconds);
-    if !cache.first_use_of_proof(jkt, &p.jti, until, now) {
+    let first = match store.shared {
+        // Past `until` + skew a proof is refused as stale, so that is as long as it is kept.
+        Some((memory, i)) => {
+            memory.first_use(i, &proof_key(jkt, &p.jti, req.method, &htu), until.saturating_add(skew), now)?
+        }
+        None => store.cache.first_use_of_proof(jkt, &p.jti, until, now),
+    };
+    if !first {
         return Err(Reason::DpopReplay);
     }
     Ok(())

@@ -9,9 +9,10 @@
 //!   token costs a lookup, not a signature check.
 //!
 //! - The proof memory holds the DPoP proofs (`jkt` and `jti`) seen within their proof-age
-//!   window, up to `dpop.replay_cache_size`, so a replayed proof is refused. It is per worker
-//!   (per VM): a proof replayed to another worker within the window is not caught there, and
-//!   when more proofs than its size arrive within one window the oldest are forgotten. It is
+//!   window, up to `dpop.replay_cache_size`, so a replayed proof is refused. It serves where
+//!   there is no proxy (the CLI, tests); in Envoy the proof memory is Envoy-wide
+//!   (`decision::proof_memory`). When more proofs than its size arrive within one window the
+//!   oldest are forgotten. It is
 //!   not cleared when keys change: a used proof stays used.
 //!
 //! Keys are the token strings themselves, hashed with std's SipHash seeded per process: an

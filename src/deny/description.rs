@@ -78,6 +78,9 @@ impl Reason {
             Reason::DpopReplay => {
                 "The DPoP proof was already used. Make a new proof, with a new `jti`, for each request.".to_string()
             }
+            Reason::DpopReplayCacheFull => {
+                "Too many DPoP proofs are live right now to remember another. Retry shortly.".to_string()
+            }
             Reason::DpopKey => "The DPoP proof is signed with another key than the one the access token is \
                                 bound to (cnf.jkt)."
                 .to_string(),

@@ -75,6 +75,9 @@ pub enum Reason {
     DpopStale,
     /// A proof whose `jti` was already used within the proof-age window.
     DpopReplay,
+    /// The Envoy-wide proof memory has no room for another live proof in this proof's bucket:
+    /// refused (503) rather than forget a proof that could then be replayed.
+    DpopReplayCacheFull,
     /// The proof's key is not the one the token is bound to (`cnf.jkt`).
     DpopKey,
     /// A DPoP-bound token (`cnf.jkt`) sent as a bearer token: the downgrade RFC 9449 warns of.
@@ -137,7 +140,7 @@ impl ErrorCode {
 }
 
 /// Every reason string, once each, in documentation order: metrics count by these.
-pub const NAMES: [&str; 42] = [
+pub const NAMES: [&str; 43] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -175,6 +178,7 @@ pub const NAMES: [&str; 42] = [
     "cert_missing",
     "cert_mismatch",
     "keys_unavailable",
+    "dpop_replay_cache_full",
     "introspection_unavailable",
     "introspection_overloaded",
     "denied",
@@ -183,7 +187,7 @@ pub const NAMES: [&str; 42] = [
 ];
 
 /// Per variant, by `ordinal`: its reason string (an index into NAMES) and RFC 6750 error code.
-const TABLE: [(usize, ErrorCode); 43] = [
+const TABLE: [(usize, ErrorCode); 44] = [
     (0, ErrorCode::MissingToken),       // Missing
     (1, ErrorCode::InvalidRequest),     // InvalidRequest
     (2, ErrorCode::InvalidToken),       // Opaque
@@ -222,11 +226,12 @@ const TABLE: [(usize, ErrorCode); 43] = [
     (34, ErrorCode::InvalidToken),      // CertMissing
     (35, ErrorCode::InvalidToken),      // CertMismatch
     (36, ErrorCode::Unavailable),       // KeysUnavailable
-    (37, ErrorCode::Unavailable),       // IntrospectionUnavailable
-    (38, ErrorCode::Unavailable),       // IntrospectionOverloaded
-    (39, ErrorCode::AccessDenied),      // Denied
-    (40, ErrorCode::AccessDenied),      // NoRoute
-    (41, ErrorCode::Unavailable),       // Internal
+    (37, ErrorCode::Unavailable),       // DpopReplayCacheFull
+    (38, ErrorCode::Unavailable),       // IntrospectionUnavailable
+    (39, ErrorCode::Unavailable),       // IntrospectionOverloaded
+    (40, ErrorCode::AccessDenied),      // Denied
+    (41, ErrorCode::AccessDenied),      // NoRoute
+    (42, ErrorCode::Unavailable),       // Internal
 ];
 
 impl Reason {
@@ -273,6 +278,7 @@ impl Reason {
             Reason::CertMissing,
             Reason::CertMismatch,
             Reason::KeysUnavailable,
+            Reason::DpopReplayCacheFull,
             Reason::IntrospectionUnavailable,
             Reason::IntrospectionOverloaded,
             Reason::Denied,
@@ -323,11 +329,12 @@ impl Reason {
             Reason::CertMissing => 35,
             Reason::CertMismatch => 36,
             Reason::KeysUnavailable => 37,
-            Reason::IntrospectionUnavailable => 38,
-            Reason::IntrospectionOverloaded => 39,
-            Reason::Denied => 40,
-            Reason::NoRoute => 41,
-            Reason::Internal => 42,
+            Reason::DpopReplayCacheFull => 38,
+            Reason::IntrospectionUnavailable => 39,
+            Reason::IntrospectionOverloaded => 40,
+            Reason::Denied => 41,
+            Reason::NoRoute => 42,
+            Reason::Internal => 43,
         }
     }
 

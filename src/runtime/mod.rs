@@ -8,6 +8,7 @@ mod key_sync;
 pub mod log_limit;
 pub mod metrics;
 mod plugin;
+mod proof_sync;
 mod telemetry;
 
 pub use plugin::{unavailable, Action, Plugin, MAX_PENDING};

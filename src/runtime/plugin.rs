@@ -3,6 +3,8 @@
 //! the host, failing closed when the host fails. The key protocol is `KeySync` (key_sync.rs)
 //! and counting and logging `Telemetry` (telemetry.rs), each owning its own state.
 
+use std::cell::RefCell;
+
 use log::{debug, warn};
 
 use super::header_map;
@@ -10,12 +12,14 @@ use super::host::{Host, HostResult};
 use super::introspection_sync::{Introspector, Want};
 use super::key_sync::KeySync;
 use super::metrics::{for_denial, Metric};
+use super::proof_sync::ProofTables;
 use super::telemetry::Telemetry;
 use crate::decision::extractor::header_text;
 use crate::decision::filter_state::{filter_state, PROPERTIES};
+use crate::decision::proof_memory::ProofMemory;
 use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
-use crate::decision::{Engine, Mutations, Outcome, Request};
+use crate::decision::{Engine, Mutations, Outcome, Request, Shared};
 use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
@@ -44,6 +48,7 @@ pub struct Plugin {
     engine: Engine,
     keys: KeySync,
     introspector: Introspector,
+    proof_tables: ProofTables,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
     telemetry: Telemetry,
@@ -69,6 +74,7 @@ impl Plugin {
         }
         let mut plugin = Plugin::new(config, now, owner);
         plugin.define_metrics(host);
+        plugin.proof_tables.create(host);
         for name in PROPERTIES.iter().filter(|_| plugin.engine.config.filter_state) {
             // Undeclared, Envoy still stores it, as bytes its logs show in base64.
             if let Err(s) = host.declare_string_property(name) {
@@ -81,6 +87,7 @@ impl Plugin {
     pub fn new(config: Config, now_ms: u64, owner: u64) -> Plugin {
         let keys = KeySync::new(&config, now_ms, owner);
         let introspector = Introspector::new(&config, owner);
+        let proof_tables = ProofTables::new(&config);
         let names = config.providers.iter().map(|p| p.name.clone()).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
@@ -88,6 +95,7 @@ impl Plugin {
             engine,
             keys,
             introspector,
+            proof_tables,
             caches,
             pending: Vec::new(),
             telemetry: Telemetry::new(names),
@@ -283,12 +291,21 @@ impl Plugin {
         let headers = header_map::parse(&raw);
         let pseudo = |name: &str| header_text(&headers, name).unwrap_or("");
         let (method, path) = (pseudo(":method"), pseudo(":path"));
-        // Read only for a certificate-bound token; a host that cannot say means no certificate.
-        let peer_certificate = || host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten();
-        let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
         let states: Vec<KeyState<'_>> = self.keys.slots().iter().map(|s| s.state(now_ms)).collect();
-        let outcome =
-            self.engine.decide_with(&req, &states, now_ms / 1000, &mut self.caches, self.introspector.answers());
+        let outcome = {
+            // The decision reads the connection and writes the proof memory through one host.
+            let cell = RefCell::new(&mut *host);
+            // Read only for a certificate-bound token; a host that cannot say means no certificate.
+            let peer_certificate = || {
+                let host = cell.try_borrow().ok()?;
+                host.property(&["connection", "sha256_peer_certificate_digest"]).ok().flatten()
+            };
+            let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
+            let mut memory = self.proof_tables.memory(&cell);
+            let proofs: Option<&mut dyn ProofMemory> = if self.proof_tables.any() { Some(&mut memory) } else { None };
+            let shared = Shared { answers: self.introspector.answers(), proofs };
+            self.engine.decide_with(&req, &states, now_ms / 1000, &mut self.caches, shared)
+        };
         for i in 0..self.caches.len() {
             let hits = std::mem::take(&mut self.caches[i].hits);
             let misses = std::mem::take(&mut self.caches[i].misses);

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::authn::introspection::check_answer;
 use crate::decision::introspected::{answer_until, token_hash, Answer, Answers};
 use crate::decision::token_cache::TokenCache;
-use crate::decision::{no_peer_certificate, Engine, Outcome, Request};
+use crate::decision::{no_peer_certificate, Engine, Outcome, Request, Shared};
 use crate::deny::Reason;
 use crate::jwks::{KeySet, KeyState, KidRefetch};
 use crate::policy::{ClientSecret, Config, Provider};
@@ -188,7 +188,7 @@ impl World {
         let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
         let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
         let states = vec![KeyState::Ready(&self.keys, KidRefetch::Exhausted)];
-        self.engine.decide_with(&req, &states, now, &mut self.caches, &self.answers)
+        self.engine.decide_with(&req, &states, now, &mut self.caches, Shared { answers: &self.answers, proofs: None })
     }
 
     fn answer(&mut self, token: &str, fields: Map<String, Value>, until: u64) {

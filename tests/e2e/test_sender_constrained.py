@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from dpop import DpopKey, b64url
 from jwtguard_support import (
     WASM, EchoUpstream, Envoy, JwksServer, Signer, free_port, listener_yaml, request, static_cluster_yaml,
-    wasm_filter_yaml,
+    wait_until, wasm_filter_yaml,
 )
 from test_pki import TestCA
 
@@ -59,6 +59,32 @@ def test_a_dpop_bound_token_with_a_fresh_proof_passes_and_neither_reaches_the_up
     # The query is not part of htu.
     r = send(s, token, key.proof("GET", URL, token), path="/api/items?page=2")
     assert r.status == 200, r.body
+
+
+@pytest.fixture(scope="module")
+def four_workers():
+    s = Stack(lambda st: {"realm": "api", "providers": {"auth0": auth0_provider(st)}}, concurrency=4)
+    s.envoy.start()
+    yield s
+    s.stop()
+
+
+def test_one_proof_on_sixteen_connections_to_four_workers_is_accepted_once(four_workers):
+    """RFC 9449 §11.1 in one Envoy: whichever worker gets a connection, one proof passes once."""
+    from concurrent.futures import ThreadPoolExecutor
+    s, key = four_workers, DpopKey()
+    token = s.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    assert send(s, token, key.proof("GET", URL, token)).status == 200, "warm: keys loaded on some worker"
+    for round_ in range(3):
+        proof = key.proof("GET", URL, token)
+        with ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: send(s, token, proof), range(16)))
+        statuses = sorted(r.status for r in responses)
+        assert statuses == [200] + [401] * 15, (round_, statuses)
+        refused = [r for r in responses if r.status == 401]
+        assert all("already used" in r.json()["error_description"] for r in refused)
+    # Counted by the workers that refused, each flushing on its own tick.
+    assert wait_until(lambda: denied_stat(s, "dpop_replay") == 45, 5), denied_stat(s, "dpop_replay")
 
 
 def test_htu_compares_as_rfc_3986_normalizes_it(dpop_stack):

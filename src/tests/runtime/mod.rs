@@ -4,6 +4,7 @@
 mod host_faults;
 mod introspection;
 mod lifecycle;
+mod proofs;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -59,6 +60,8 @@ pub(super) struct FakeHost {
     pub(super) failing: HashMap<&'static str, HostStatus>,
     /// Properties declared as strings.
     pub(super) declared: Vec<String>,
+    /// Another VM's write to this key, landing just before this VM's next CAS write to it.
+    pub(super) race: Option<(String, Vec<u8>)>,
 }
 
 impl FakeHost {
@@ -134,6 +137,13 @@ impl Host for FakeHost {
         self.fails("set_shared")?;
         // Envoy's semantics: a CAS only guards an existing key.
         let mut store = self.store.borrow_mut();
+        if cas.is_some() && self.race.as_ref().is_some_and(|(k, _)| k == key) {
+            if let Some((k, v)) = self.race.take() {
+                store.next_cas += 1;
+                let c = store.next_cas;
+                store.map.insert(k, (v, c));
+            }
+        }
         if let (Some(c), Some((_, current))) = (cas, store.map.get(key)) {
             if c != *current {
                 return Err(HostStatus::CAS_MISMATCH);
