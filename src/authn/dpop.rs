@@ -4,13 +4,14 @@
 //! unique (`jti`, which the caller remembers) and for this access token (`ath`). The key's
 //! RFC 7638 thumbprint is what the token's `cnf.jkt` must name.
 //!
-//! Server nonces (`DPoP-Nonce`, §8) are not issued yet; within one Envoy the proof memory
-//! (`decision::proof_memory`) accepts each proof once, and `iat` within `max_proof_age` bounds
-//! replay across Envoys.
+//! With `require_nonce`, a proof must carry a nonce this Envoy issued (`dpop_nonce`, §8-9), so
+//! a proof is good at one Envoy only; within it the proof memory (`decision::proof_memory`)
+//! accepts it once.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::dpop_nonce::{self as nonce, NonceCheck, NonceSecret};
 use crate::crypto;
 use crate::deny::Reason;
 use crate::jwks::{jwk_thumbprint, Family, KeySet};
@@ -40,6 +41,9 @@ pub struct ProofRequest<'a> {
     /// hash, not a signature check (3 ms for ES384 in V8).
     pub jkt: &'a str,
     pub now: u64,
+    /// This Envoy's nonce secret, for a provider with `require_nonce` (`None`: it could not be
+    /// read, and the proof is refused with 503).
+    pub nonce_secret: Option<&'a NonceSecret>,
 }
 
 /// A proof that passed every check but the replay memory, which the caller keeps with these.
@@ -47,6 +51,8 @@ pub struct ProofRequest<'a> {
 pub struct Proof {
     pub jti: String,
     pub iat: u64,
+    /// Its nonce is in its last window: the response hands out the next one (RFC 9449 §8.2).
+    pub renew_nonce: bool,
 }
 
 /// `proof` is the `DPoP` header's value as sent: bounded before it is even read as text.
@@ -113,7 +119,19 @@ pub fn check_proof(proof: &[u8], req: &ProofRequest<'_>, dpop: &Dpop, skew: u64)
         Some(Value::String(_)) => return Err(Reason::DpopMismatch("`ath` is not the hash of this access token")),
         _ => return Err(Reason::DpopProof("it has no `ath` (the hash of the access token)")),
     }
-    Ok(Proof { jti, iat })
+    let mut renew_nonce = false;
+    if dpop.require_nonce {
+        let secret = req.nonce_secret.ok_or(Reason::Internal)?;
+        match claims.get("nonce") {
+            Some(Value::String(n)) => match nonce::check(n, secret, req.now, dpop.nonce_lifetime_seconds) {
+                NonceCheck::Fresh => {}
+                NonceCheck::Ending => renew_nonce = true,
+                NonceCheck::Invalid => return Err(Reason::DpopNonce),
+            },
+            _ => return Err(Reason::DpopNonce),
+        }
+    }
+    Ok(Proof { jti, iat, renew_nonce })
 }
 
 /// `ath`: base64url(SHA-256(the access token's ASCII)), RFC 9449 §4.2.

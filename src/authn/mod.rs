@@ -3,6 +3,7 @@
 
 mod authenticator;
 pub mod dpop;
+pub mod dpop_nonce;
 pub mod introspection;
 pub mod payload_metadata;
 pub mod signature;

@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::authn::dpop_nonce::{self, NonceSecret};
 use crate::authn::Verified;
 use crate::decision::extractor::Headers;
 use crate::decision::grants::{check_grants, grants_hold};
@@ -34,12 +35,17 @@ pub fn no_peer_certificate() -> Option<Vec<u8>> {
     None
 }
 
+/// RFC 9449 §8.1's response header for a server nonce.
+pub const NONCE_HEADER: &str = "dpop-nonce";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mutations {
     pub remove_headers: Vec<String>,
     pub set_headers: Vec<(String, String)>,
     /// A new `:path` (token query parameter removed).
     pub path: Option<String>,
+    /// Headers the response to the client gets (the next DPoP nonce).
+    pub response_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +103,13 @@ pub struct Engine {
 }
 
 /// What a decision reads beyond the request: `answers[i]`, the introspection answers held for
-/// provider `i`; `proofs`, the Envoy-wide DPoP proof memory (`None`: each verifier's own).
+/// provider `i`; `proofs`, the Envoy-wide DPoP proof memory (`None`: each verifier's own);
+/// the DPoP nonce secret.
 pub struct Shared<'a, 'm> {
     pub answers: &'a [Answers],
     pub proofs: Option<&'a mut (dyn ProofMemory + 'm)>,
+    /// This Envoy's DPoP nonce secret (`dpop.require_nonce`); `None` refuses nonce proofs.
+    pub nonce_secret: Option<&'a NonceSecret>,
 }
 
 impl Engine {
@@ -122,7 +131,7 @@ impl Engine {
 
     /// `keys[i]` is the state of provider `i`'s key set.
     pub fn decide(&self, req: &Request<'_>, keys: &[KeyState<'_>], now: u64, caches: &mut [TokenCache]) -> Outcome {
-        self.decide_with(req, keys, now, caches, Shared { answers: &[], proofs: None })
+        self.decide_with(req, keys, now, caches, Shared { answers: &[], proofs: None, nonce_secret: None })
     }
 
     /// `decide`, with what the VMs of one Envoy share (`Shared`).
@@ -134,7 +143,7 @@ impl Engine {
         caches: &mut [TokenCache],
         shared: Shared<'_, '_>,
     ) -> Outcome {
-        let Shared { answers, proofs } = shared;
+        let Shared { answers, proofs, nonce_secret } = shared;
         if self.config.bypass_cors_preflight && is_cors_preflight(req.method, req.headers) {
             return Outcome::Allow {
                 mutations: self.unchecked_route_mutations(req),
@@ -162,7 +171,16 @@ impl Engine {
             },
             introspect: Vec::new(),
             introspected_at: None,
+            nonce_secret,
+            renew_nonce: None,
         };
+        let outcome = self.decide_rules(&mut ev, protocol);
+        self.with_nonce(outcome, &ev)
+    }
+
+    /// The matching rules in order (or, without rules, any provider).
+    fn decide_rules(&self, ev: &mut Evaluation<'_, '_, '_>, protocol: Protocol) -> Outcome {
+        let req = ev.req;
         let Some(rules) = &self.config.rules else {
             let n = self.config.providers.len();
             let requirement = if n == 1 {
@@ -170,7 +188,7 @@ impl Engine {
             } else {
                 Requirement::Any((0..n).map(Requirement::Provider).collect())
             };
-            return match self.judge(None, Some(&requirement), &mut ev, protocol) {
+            return match self.judge(None, Some(&requirement), ev, protocol) {
                 Step::Decided(outcome) => outcome,
                 Step::Next(_) => self.deny(Reason::NoRoute, None, protocol),
             };
@@ -178,7 +196,7 @@ impl Engine {
         // An unmet `allow` rule's refusal is kept: if no later rule decides, it is the answer.
         let mut unmet: Option<Unmet> = None;
         for rule in matching_rules(rules, req.method, req.path, req.headers) {
-            match self.judge(Some(rule), rule.requires.as_ref(), &mut ev, protocol) {
+            match self.judge(Some(rule), rule.requires.as_ref(), ev, protocol) {
                 Step::Decided(outcome) => return outcome,
                 Step::Next(refusal) => {
                     if unmet.is_none() {
@@ -191,6 +209,24 @@ impl Engine {
             Some(u) => self.refused(u, protocol),
             None => self.deny(Reason::NoRoute, None, protocol),
         }
+    }
+
+    /// RFC 9449 §8-9: a refusal for want of a nonce carries one (`DPoP-Nonce`), and so does a
+    /// success whose proof's nonce is in its last window.
+    fn with_nonce(&self, mut outcome: Outcome, ev: &Evaluation<'_, '_, '_>) -> Outcome {
+        let Some(secret) = ev.nonce_secret else { return outcome };
+        let issue = |p: usize| -> Option<(String, String)> {
+            let lifetime = self.config.providers.get(p)?.dpop.nonce_lifetime_seconds;
+            Some((NONCE_HEADER.to_string(), dpop_nonce::issue(secret, ev.now, lifetime)))
+        };
+        match &mut outcome {
+            Outcome::Deny(d) if d.reason == Reason::DpopNonce => {
+                d.response.headers.extend(d.provider.and_then(issue));
+            }
+            Outcome::Allow { mutations, .. } => mutations.response_headers.extend(ev.renew_nonce.and_then(issue)),
+            _ => {}
+        }
+        outcome
     }
 
     /// One matching rule: `requires` authenticates (its failure always refuses), then the

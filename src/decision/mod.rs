@@ -17,4 +17,4 @@ pub mod route;
 pub mod sender;
 pub mod token_cache;
 
-pub use engine::{no_peer_certificate, Denial, Engine, Mutations, Outcome, Request, Shared};
+pub use engine::{no_peer_certificate, Denial, Engine, Mutations, Outcome, Request, Shared, NONCE_HEADER};

@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::authn::dpop_nonce::NonceSecret;
 use crate::authn::introspection::check_answer;
 use crate::authn::{authenticate_for, NoTrace, Verified};
 use crate::decision::engine::Request;
@@ -45,6 +46,10 @@ pub(super) struct Evaluation<'e, 'r, 'k> {
     pub(super) answers: &'r [Answers],
     /// Opaque tokens to introspect before deciding again: (provider, token).
     pub(super) introspect: Vec<(usize, String)>,
+    /// This Envoy's DPoP nonce secret, where a provider requires nonces.
+    pub(super) nonce_secret: Option<&'r NonceSecret>,
+    /// The provider whose proof's nonce is in its last window: the response carries the next.
+    pub(super) renew_nonce: Option<usize>,
     /// The Envoy-wide DPoP proof memory, where there is a proxy.
     pub(super) proofs: Option<&'r mut dyn ProofMemory>,
     /// The endpoint this request's opaque token was shown to: never a second one.
@@ -97,9 +102,17 @@ impl Evaluation<'_, '_, '_> {
                             },
                         };
                         // Per request, never cached: the proof and the connection are new each time.
-                        let store = ProofStore { cache, shared: self.proofs.as_deref_mut().map(|m| (m, base)) };
+                        let store = ProofStore {
+                            cache,
+                            shared: self.proofs.as_deref_mut().map(|m| (m, base)),
+                            nonce_secret: self.nonce_secret,
+                        };
+                        let renew = &mut self.renew_nonce;
                         let verdict = verdict.and_then(|v| {
-                            check_sender(provider, &v.binding, &found, self.req, store, self.now).map(|()| v)
+                            if check_sender(provider, &v.binding, &found, self.req, store, self.now)? {
+                                renew.get_or_insert(base);
+                            }
+                            Ok(v)
                         });
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),
@@ -167,8 +180,19 @@ impl Evaluation<'_, '_, '_> {
                 }
             },
         };
-        let store = ProofStore { cache, shared: self.proofs.as_deref_mut().map(|m| (m, base)) };
-        match verdict.and_then(|v| check_sender(provider, &v.binding, found, self.req, store, self.now).map(|()| v)) {
+        let store = ProofStore {
+            cache,
+            shared: self.proofs.as_deref_mut().map(|m| (m, base)),
+            nonce_secret: self.nonce_secret,
+        };
+        let renew = &mut self.renew_nonce;
+        let verdict = verdict.and_then(|v| {
+            if check_sender(provider, &v.binding, found, self.req, store, self.now)? {
+                renew.get_or_insert(base);
+            }
+            Ok(v)
+        });
+        match verdict {
             Ok(v) => ProviderOutcome::Verified(v),
             Err(r) => ProviderOutcome::Failed(r),
         }

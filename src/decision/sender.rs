@@ -4,6 +4,7 @@
 //! `cnf["x5t#S256"]` token only on a connection whose client certificate has that SHA-256.
 
 use crate::authn::dpop::{check_proof, request_htu, ProofRequest};
+use crate::authn::dpop_nonce::NonceSecret;
 use crate::authn::Binding;
 use crate::decision::extractor::{header_text, Found};
 use crate::decision::proof_memory::{proof_key, ProofMemory};
@@ -12,11 +13,14 @@ use crate::decision::Request;
 use crate::deny::Reason;
 use crate::policy::{DpopMode, Provider};
 
+/// `Ok(true)`: passed, with a DPoP nonce in its last window, so the response should carry the
+/// next one.
 /// Where a request's DPoP proof is remembered: the Envoy-wide memory when there is one (`shared`,
 /// with the provider's index), else the verifier's own per-VM memory.
 pub struct ProofStore<'a, 'm> {
     pub cache: &'a mut TokenCache,
     pub shared: Option<(&'a mut (dyn ProofMemory + 'm), usize)>,
+    pub nonce_secret: Option<&'a NonceSecret>,
 }
 
 pub fn check_sender(
@@ -26,14 +30,14 @@ pub fn check_sender(
     req: &Request<'_>,
     store: ProofStore<'_, '_>,
     now: u64,
-) -> Result<(), Reason> {
-    match (found.dpop, &binding.jkt) {
+) -> Result<bool, Reason> {
+    let renew_nonce = match (found.dpop, &binding.jkt) {
         (false, Some(_)) => return Err(Reason::DpopDowngrade),
         (false, None) if provider.dpop.mode == DpopMode::Required => return Err(Reason::DpopRequired),
-        (false, None) => {}
+        (false, None) => false,
         (true, None) => return Err(Reason::DpopUnbound),
         (true, Some(jkt)) => check_dpop(provider, jkt, found, req, store, now)?,
-    }
+    };
     if let Some(expected) = &binding.x5t_s256 {
         match (req.peer_certificate)().as_deref().and_then(parse_hex_digest) {
             None => return Err(Reason::CertMissing),
@@ -41,7 +45,7 @@ pub fn check_sender(
             Some(_) => {}
         }
     }
-    Ok(())
+    Ok(renew_nonce)
 }
 
 fn check_dpop(
@@ -51,7 +55,7 @@ fn check_dpop(
     req: &Request<'_>,
     store: ProofStore<'_, '_>,
     now: u64,
-) -> Result<(), Reason> {
+) -> Result<bool, Reason> {
     let mut proofs = req.headers.iter().filter(|(name, _)| *name == "dpop");
     let raw = match (proofs.next(), proofs.next()) {
         (Some((_, raw)), None) => raw,
@@ -64,7 +68,14 @@ fn check_dpop(
     let skew = provider.clock_skew_seconds;
     let p = check_proof(
         raw,
-        &ProofRequest { method: req.method, htu: &htu, token: &found.token, jkt, now },
+        &ProofRequest {
+            method: req.method,
+            htu: &htu,
+            token: &found.token,
+            jkt,
+            now,
+            nonce_secret: store.nonce_secret,
+        },
         &provider.dpop,
         skew,
     )?;
@@ -79,7 +90,7 @@ fn check_dpop(
     if !first {
         return Err(Reason::DpopReplay);
     }
-    Ok(())
+    Ok(p.renew_nonce)
 }
 
 /// A SHA-256 digest written as 64 hex digits (Envoy's `sha256_peer_certificate_digest`), in

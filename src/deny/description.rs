@@ -78,6 +78,9 @@ impl Reason {
             Reason::DpopReplay => {
                 "The DPoP proof was already used. Make a new proof, with a new `jti`, for each request.".to_string()
             }
+            Reason::DpopNonce => "This API requires a server nonce in the DPoP proof: make a new proof whose \
+                                  `nonce` claim is the DPoP-Nonce this response carries, and send the request again."
+                .to_string(),
             Reason::DpopReplayCacheFull => {
                 "Too many DPoP proofs are live right now to remember another. Retry shortly.".to_string()
             }

@@ -80,6 +80,9 @@ pub enum Reason {
     DpopReplayCacheFull,
     /// The proof's key is not the one the token is bound to (`cnf.jkt`).
     DpopKey,
+    /// `dpop.require_nonce`: the proof has no nonce, or one this Envoy did not issue or that
+    /// expired. The refusal carries a fresh one (`DPoP-Nonce`).
+    DpopNonce,
     /// A DPoP-bound token (`cnf.jkt`) sent as a bearer token: the downgrade RFC 9449 warns of.
     DpopDowngrade,
     /// `Authorization: DPoP` with a token that is not bound to a key.
@@ -122,6 +125,8 @@ pub enum ErrorCode {
     AccessDenied,
     /// RFC 9449 §7.1: the DPoP proof is invalid (401).
     InvalidDpopProof,
+    /// RFC 9449 §9: the proof needs a server nonce; the response carries one (401).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -135,12 +140,13 @@ impl ErrorCode {
             ErrorCode::Unavailable => "temporarily_unavailable",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
 
 /// Every reason string, once each, in documentation order: metrics count by these.
-pub const NAMES: [&str; 43] = [
+pub const NAMES: [&str; 44] = [
     "missing",
     "invalid_request",
     "opaque",
@@ -172,6 +178,7 @@ pub const NAMES: [&str; 43] = [
     "dpop_stale",
     "dpop_replay",
     "dpop_key",
+    "dpop_nonce",
     "dpop_downgrade",
     "dpop_unbound",
     "dpop_required",
@@ -187,7 +194,7 @@ pub const NAMES: [&str; 43] = [
 ];
 
 /// Per variant, by `ordinal`: its reason string (an index into NAMES) and RFC 6750 error code.
-const TABLE: [(usize, ErrorCode); 44] = [
+const TABLE: [(usize, ErrorCode); 45] = [
     (0, ErrorCode::MissingToken),       // Missing
     (1, ErrorCode::InvalidRequest),     // InvalidRequest
     (2, ErrorCode::InvalidToken),       // Opaque
@@ -220,18 +227,19 @@ const TABLE: [(usize, ErrorCode); 44] = [
     (28, ErrorCode::InvalidDpopProof),  // DpopStale
     (29, ErrorCode::InvalidDpopProof),  // DpopReplay
     (30, ErrorCode::InvalidDpopProof),  // DpopKey
-    (31, ErrorCode::InvalidToken),      // DpopDowngrade
-    (32, ErrorCode::InvalidToken),      // DpopUnbound
-    (33, ErrorCode::InvalidToken),      // DpopRequired
-    (34, ErrorCode::InvalidToken),      // CertMissing
-    (35, ErrorCode::InvalidToken),      // CertMismatch
-    (36, ErrorCode::Unavailable),       // KeysUnavailable
-    (37, ErrorCode::Unavailable),       // DpopReplayCacheFull
-    (38, ErrorCode::Unavailable),       // IntrospectionUnavailable
-    (39, ErrorCode::Unavailable),       // IntrospectionOverloaded
-    (40, ErrorCode::AccessDenied),      // Denied
-    (41, ErrorCode::AccessDenied),      // NoRoute
-    (42, ErrorCode::Unavailable),       // Internal
+    (31, ErrorCode::UseDpopNonce),      // DpopNonce
+    (32, ErrorCode::InvalidToken),      // DpopDowngrade
+    (33, ErrorCode::InvalidToken),      // DpopUnbound
+    (34, ErrorCode::InvalidToken),      // DpopRequired
+    (35, ErrorCode::InvalidToken),      // CertMissing
+    (36, ErrorCode::InvalidToken),      // CertMismatch
+    (37, ErrorCode::Unavailable),       // KeysUnavailable
+    (38, ErrorCode::Unavailable),       // DpopReplayCacheFull
+    (39, ErrorCode::Unavailable),       // IntrospectionUnavailable
+    (40, ErrorCode::Unavailable),       // IntrospectionOverloaded
+    (41, ErrorCode::AccessDenied),      // Denied
+    (42, ErrorCode::AccessDenied),      // NoRoute
+    (43, ErrorCode::Unavailable),       // Internal
 ];
 
 impl Reason {
@@ -272,6 +280,7 @@ impl Reason {
             Reason::DpopStale,
             Reason::DpopReplay,
             Reason::DpopKey,
+            Reason::DpopNonce,
             Reason::DpopDowngrade,
             Reason::DpopUnbound,
             Reason::DpopRequired,
@@ -323,18 +332,19 @@ impl Reason {
             Reason::DpopStale => 29,
             Reason::DpopReplay => 30,
             Reason::DpopKey => 31,
-            Reason::DpopDowngrade => 32,
-            Reason::DpopUnbound => 33,
-            Reason::DpopRequired => 34,
-            Reason::CertMissing => 35,
-            Reason::CertMismatch => 36,
-            Reason::KeysUnavailable => 37,
-            Reason::DpopReplayCacheFull => 38,
-            Reason::IntrospectionUnavailable => 39,
-            Reason::IntrospectionOverloaded => 40,
-            Reason::Denied => 41,
-            Reason::NoRoute => 42,
-            Reason::Internal => 43,
+            Reason::DpopNonce => 32,
+            Reason::DpopDowngrade => 33,
+            Reason::DpopUnbound => 34,
+            Reason::DpopRequired => 35,
+            Reason::CertMissing => 36,
+            Reason::CertMismatch => 37,
+            Reason::KeysUnavailable => 38,
+            Reason::DpopReplayCacheFull => 39,
+            Reason::IntrospectionUnavailable => 40,
+            Reason::IntrospectionOverloaded => 41,
+            Reason::Denied => 42,
+            Reason::NoRoute => 43,
+            Reason::Internal => 44,
         }
     }
 
@@ -362,6 +372,7 @@ impl Reason {
                 | Reason::DpopStale
                 | Reason::DpopReplay
                 | Reason::DpopKey
+                | Reason::DpopNonce
                 | Reason::DpopDowngrade
                 | Reason::DpopUnbound
                 | Reason::DpopRequired
@@ -374,7 +385,7 @@ impl Reason {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
             ErrorCode::Unavailable => 503,
-            ErrorCode::InvalidDpopProof => 401,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => 401,
         }
     }
 

@@ -81,7 +81,7 @@ pub fn for_reason(
     };
     let challenge = match code {
         ErrorCode::MissingToken => Some(head),
-        ErrorCode::InvalidRequest | ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof => {
+        ErrorCode::InvalidRequest | ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
             Some(format!("{head}, error=\"{}\", error_description=\"{}\"", code.body_code(), quoted(&description)))
         }
         ErrorCode::InsufficientScope => {

@@ -366,6 +366,17 @@ fn compile_dpop(field: &str, raw: RawDpop) -> Result<Dpop, ConfigError> {
         }
         d.replay_cache_size = n;
     }
+    d.require_nonce = raw.require_nonce;
+    if let Some(text) = raw.nonce_lifetime {
+        let ms = parse_millis(&text).map_err(|m| err(format!("{field}.nonce_lifetime"), m))?;
+        if ms < 2000 {
+            return Err(err(
+                format!("{field}.nonce_lifetime"),
+                "must be at least 2s (a nonce lives half to all of it)",
+            ));
+        }
+        d.nonce_lifetime_seconds = ms / 1000;
+    }
     Ok(d)
 }
 

@@ -242,8 +242,13 @@ pub struct Dpop {
     /// `scheme://authority` as clients see the API, when it differs from what Envoy sees
     /// (TLS terminated before Envoy). `None`: `:scheme` and `:authority` of the request.
     pub external_origin: Option<String>,
-    /// Proof `jti`s remembered per worker for `max_proof_age_seconds`, to refuse replays.
+    /// Proofs remembered by the workers of one Envoy for `max_proof_age_seconds`, to refuse
+    /// replays.
     pub replay_cache_size: usize,
+    /// RFC 9449 §8-9: proofs must carry a nonce this Envoy issued (`DPoP-Nonce`).
+    pub require_nonce: bool,
+    /// A nonce is accepted for at most this long (and at least half of it).
+    pub nonce_lifetime_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +263,7 @@ pub enum DpopMode {
 
 pub const DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS: u64 = 60;
 pub const DEFAULT_DPOP_REPLAY_CACHE_SIZE: usize = 10_000;
+pub const DEFAULT_DPOP_NONCE_LIFETIME_SECONDS: u64 = 300;
 pub const DEFAULT_DPOP_ALGORITHMS: [JoseAlg; 8] = [
     JoseAlg::of(Algorithm::ES256),
     JoseAlg::of(Algorithm::ES384),
@@ -277,6 +283,8 @@ impl Default for Dpop {
             max_proof_age_seconds: DEFAULT_DPOP_MAX_PROOF_AGE_SECONDS,
             external_origin: None,
             replay_cache_size: DEFAULT_DPOP_REPLAY_CACHE_SIZE,
+            require_nonce: false,
+            nonce_lifetime_seconds: DEFAULT_DPOP_NONCE_LIFETIME_SECONDS,
         }
     }
 }

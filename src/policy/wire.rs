@@ -122,6 +122,10 @@ pub(super) struct RawDpop {
     pub(super) external_origin: Option<String>,
     #[serde(default)]
     pub(super) replay_cache_size: Option<usize>,
+    #[serde(default)]
+    pub(super) require_nonce: bool,
+    #[serde(default)]
+    pub(super) nonce_lifetime: Option<String>,
 }
 
 #[derive(Deserialize)]

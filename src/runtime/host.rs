@@ -62,6 +62,8 @@ pub trait Host {
     fn now_ms(&self) -> HostResult<u64>;
     /// A random number (for backoff jitter and lease owner ids); need not be cryptographic.
     fn random(&mut self) -> u64;
+    /// Fills `out` from a cryptographically secure source (WASI `random_get`), for secrets.
+    fn secure_random(&mut self, out: &mut [u8]) -> HostResult<()>;
     /// Starts `GET authority+path` on `cluster`; returns the call's token.
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32>;
     /// Starts a call with these headers (pseudo-headers included) and body on `cluster`;
@@ -93,6 +95,8 @@ pub trait Host {
     fn declare_string_property(&mut self, name: &str) -> HostResult<()>;
     fn remove_request_header(&mut self, name: &str) -> HostResult<()>;
     fn set_request_header(&mut self, name: &str, value: &str) -> HostResult<()>;
+    /// Sets a header of the response to the client (from its response-headers callback).
+    fn set_response_header(&mut self, name: &str, value: &str) -> HostResult<()>;
     /// A local reply; `grpc_status` Some for a gRPC request (the body is then its message).
     fn send_response(
         &mut self,

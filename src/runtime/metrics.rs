@@ -193,7 +193,7 @@ mod tests {
             for_denial(&Reason::NoCompatibleKey, Some(0))[1].name(&providers),
             "jwt_guard.provider.auth0.denied.unknown_kid"
         );
-        assert_eq!(Metric::all(1).len(), 3 + 43 + 1 + 43 + 8 + 9 + 5);
+        assert_eq!(Metric::all(1).len(), 3 + 44 + 1 + 44 + 8 + 9 + 5);
         // Every metric has its own name.
         let two = vec!["a".to_string(), "b".to_string()];
         let names: std::collections::HashSet<String> = Metric::all(2).iter().map(|m| m.name(&two)).collect();

@@ -1,6 +1,7 @@
 //! Per-VM sequencing against the `Host` trait: requests paused for keys, keys kept in step
 //! with the shared record, telemetry. Tested with a fake host; `wasm` binds it to Envoy.
 
+mod dpop_nonces;
 pub mod header_map;
 pub mod host;
 mod introspection_sync;

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 
 use log::{debug, warn};
 
+use super::dpop_nonces::Nonces;
 use super::header_map;
 use super::host::{Host, HostResult};
 use super::introspection_sync::{Introspector, Want};
@@ -49,6 +50,7 @@ pub struct Plugin {
     keys: KeySync,
     introspector: Introspector,
     proof_tables: ProofTables,
+    nonces: Nonces,
     caches: Vec<TokenCache>,
     pending: Vec<u32>,
     telemetry: Telemetry,
@@ -75,6 +77,7 @@ impl Plugin {
         let mut plugin = Plugin::new(config, now, owner);
         plugin.define_metrics(host);
         plugin.proof_tables.create(host);
+        plugin.nonces.create(host);
         for name in PROPERTIES.iter().filter(|_| plugin.engine.config.filter_state) {
             // Undeclared, Envoy still stores it, as bytes its logs show in base64.
             if let Err(s) = host.declare_string_property(name) {
@@ -88,6 +91,7 @@ impl Plugin {
         let keys = KeySync::new(&config, now_ms, owner);
         let introspector = Introspector::new(&config, owner);
         let proof_tables = ProofTables::new(&config);
+        let nonces = Nonces::new(&config);
         let names = config.providers.iter().map(|p| p.name.clone()).collect();
         let engine = Engine::new(config);
         let caches = engine.new_caches();
@@ -96,6 +100,7 @@ impl Plugin {
             keys,
             introspector,
             proof_tables,
+            nonces,
             caches,
             pending: Vec::new(),
             telemetry: Telemetry::new(names),
@@ -161,19 +166,19 @@ impl Plugin {
     /// Decides the request of the current HTTP context.
     pub fn on_request(&mut self, host: &mut impl Host, context_id: u32) -> Action {
         self.served_requests = true;
-        let mut applied = self.decide_and_apply(host);
+        let mut applied = self.decide_and_apply(host, context_id);
         // Another VM may have published keys since our last tick: use them rather than wait.
         if matches!(&applied, Applied::Waiting(..)) {
             let changed = self.keys.catch_up(host);
             if !changed.is_empty() {
                 changed.into_iter().for_each(|i| self.keys_changed(i));
-                applied = self.decide_and_apply(host);
+                applied = self.decide_and_apply(host, context_id);
             }
         }
         match applied {
             Applied::Continued => Action::Continue,
             Applied::Responded => Action::Pause,
-            Applied::Waiting(..) => match self.wait(host, applied) {
+            Applied::Waiting(..) => match self.wait(host, applied, context_id) {
                 Applied::Continued => Action::Continue,
                 Applied::Responded => Action::Pause,
                 Applied::Waiting(_, _, protocol) => {
@@ -193,7 +198,7 @@ impl Plugin {
     /// VM already has, or takes from another VM, decides it again at once (at most twice: a
     /// request waits on at most two introspection endpoints' worth of providers). A provider
     /// with `max_in_flight` calls open refuses it with 503.
-    fn wait(&mut self, host: &mut impl Host, mut applied: Applied) -> Applied {
+    fn wait(&mut self, host: &mut impl Host, mut applied: Applied, context_id: u32) -> Applied {
         for _ in 0..3 {
             let Applied::Waiting(refetch, introspect, protocol) = &applied else { return applied };
             let now = self.now(host);
@@ -214,7 +219,7 @@ impl Plugin {
             if !ready {
                 return applied;
             }
-            applied = self.decide_and_apply(host);
+            applied = self.decide_and_apply(host, context_id);
         }
         applied
     }
@@ -256,6 +261,13 @@ impl Plugin {
     /// The request went away (client reset) before its keys came.
     pub fn on_done(&mut self, context_id: u32) {
         self.pending.retain(|id| *id != context_id);
+        self.nonces.forget(context_id);
+    }
+
+    /// The upstream's response to `context_id` is on its way back: add what the decision asked
+    /// for (the next DPoP nonce).
+    pub fn on_response_headers(&mut self, host: &mut impl Host, context_id: u32) {
+        self.nonces.on_response_headers(host, context_id);
     }
 
     fn retry_pending(&mut self, host: &mut impl Host) {
@@ -264,8 +276,8 @@ impl Plugin {
             if host.set_effective_context(id).is_err() {
                 continue; // the request is gone
             }
-            let applied = self.decide_and_apply(host);
-            match self.wait(host, applied) {
+            let applied = self.decide_and_apply(host, id);
+            match self.wait(host, applied, id) {
                 Applied::Continued => {
                     if let Err(s) = host.resume_request() {
                         warn!("jwt-guard: could not resume request {id}: {s}");
@@ -277,7 +289,7 @@ impl Plugin {
         }
     }
 
-    fn decide_and_apply(&mut self, host: &mut impl Host) -> Applied {
+    fn decide_and_apply(&mut self, host: &mut impl Host, context_id: u32) -> Applied {
         let now_ms = self.now(host);
         let raw = match host.request_header_map() {
             Ok(raw) => raw,
@@ -292,6 +304,7 @@ impl Plugin {
         let pseudo = |name: &str| header_text(&headers, name).unwrap_or("");
         let (method, path) = (pseudo(":method"), pseudo(":path"));
         let states: Vec<KeyState<'_>> = self.keys.slots().iter().map(|s| s.state(now_ms)).collect();
+        let nonce_secret = self.nonces.secret(host, headers.iter().any(|(k, _)| *k == "dpop"));
         let outcome = {
             // The decision reads the connection and writes the proof memory through one host.
             let cell = RefCell::new(&mut *host);
@@ -303,7 +316,7 @@ impl Plugin {
             let req = Request { method, path, headers: &headers, peer_certificate: &peer_certificate };
             let mut memory = self.proof_tables.memory(&cell);
             let proofs: Option<&mut dyn ProofMemory> = if self.proof_tables.any() { Some(&mut memory) } else { None };
-            let shared = Shared { answers: self.introspector.answers(), proofs };
+            let shared = Shared { answers: self.introspector.answers(), proofs, nonce_secret: nonce_secret.as_ref() };
             self.engine.decide_with(&req, &states, now_ms / 1000, &mut self.caches, shared)
         };
         for i in 0..self.caches.len() {
@@ -363,6 +376,7 @@ impl Plugin {
                     self.respond(host, &Reason::Internal, None, protocol(&headers));
                     return Applied::Responded;
                 }
+                self.nonces.hold(context_id, mutations.response_headers);
                 Applied::Continued
             }
         }

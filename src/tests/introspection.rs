@@ -188,7 +188,13 @@ impl World {
         let headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
         let req = Request { method: "GET", path: "/x", headers: &headers, peer_certificate: &no_peer_certificate };
         let states = vec![KeyState::Ready(&self.keys, KidRefetch::Exhausted)];
-        self.engine.decide_with(&req, &states, now, &mut self.caches, Shared { answers: &self.answers, proofs: None })
+        self.engine.decide_with(
+            &req,
+            &states,
+            now,
+            &mut self.caches,
+            Shared { answers: &self.answers, proofs: None, nonce_secret: None },
+        )
     }
 
     fn answer(&mut self, token: &str, fields: Map<String, Value>, until: u64) {

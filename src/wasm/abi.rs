@@ -16,6 +16,7 @@ use crate::runtime::host::{Host, HostResult, HostStatus};
 use crate::token::protobuf;
 
 const MAP_REQUEST_HEADERS: u32 = 0;
+const MAP_RESPONSE_HEADERS: u32 = 2;
 const MAP_CALL_RESPONSE_HEADERS: u32 = 6;
 const BUFFER_CALL_RESPONSE_BODY: u32 = 4;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
@@ -207,6 +208,11 @@ impl Host for ProxyHost {
         z ^ (z >> 31)
     }
 
+    fn secure_random(&mut self, out: &mut [u8]) -> HostResult<()> {
+        // WASI's random_get, which Envoy serves from its own secure source.
+        getrandom::getrandom(out).map_err(|_| HostStatus::INTERNAL_FAILURE)
+    }
+
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
         let headers = vec![
             (":method", "GET"),
@@ -325,6 +331,13 @@ impl Host for ProxyHost {
         // SAFETY: both strings are read during the call only.
         check(unsafe {
             proxy_replace_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+        })
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) -> HostResult<()> {
+        // SAFETY: both strings are read during the call only.
+        check(unsafe {
+            proxy_replace_header_map_value(MAP_RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
         })
     }
 

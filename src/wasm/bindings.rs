@@ -123,6 +123,13 @@ impl Context for Http {
 }
 
 impl HttpContext for Http {
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> WasmAction {
+        if let Some(Ok(mut p)) = self.plugin.as_ref().map(|p| p.try_borrow_mut()) {
+            p.on_response_headers(&mut ProxyHost, self.id);
+        }
+        WasmAction::Continue
+    }
+
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> WasmAction {
         let mut host = ProxyHost;
         #[cfg(feature = "crash-test")]

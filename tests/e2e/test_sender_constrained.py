@@ -87,6 +87,79 @@ def test_one_proof_on_sixteen_connections_to_four_workers_is_accepted_once(four_
     assert wait_until(lambda: denied_stat(s, "dpop_replay") == 45, 5), denied_stat(s, "dpop_replay")
 
 
+NONCE_DPOP = {"require_nonce": True, "nonce_lifetime": "2s"}
+
+
+@pytest.fixture(scope="module")
+def nonce_envoys():
+    """Two Envoys (4 workers each) with the same configuration and server nonces, sharing one
+    JWKS signer: the fleet a load balancer spreads one client over."""
+    signer = Signer(ISSUER)
+    stacks = [Stack(lambda st: {"realm": "api", "providers": {"auth0": auth0_provider(st, dpop=NONCE_DPOP)}},
+                    signer=signer, concurrency=4) for _ in range(2)]
+    for s in stacks:
+        s.envoy.start()
+    yield stacks
+    for s in stacks:
+        s.stop()
+
+
+def nonce_of(r):
+    return r.headers.get("dpop-nonce")
+
+
+def test_server_nonces_challenge_then_work_on_every_worker_of_their_envoy_only(nonce_envoys):
+    from concurrent.futures import ThreadPoolExecutor
+    a, b = nonce_envoys
+    key = DpopKey()
+    token = a.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    # The challenge: a proof without a nonce.
+    r = send(a, token, key.proof("GET", URL, token))
+    assert r.status == 401, r.body
+    assert 'error="use_dpop_nonce"' in challenge(r) and challenge(r).startswith("DPoP ")
+    nonce = nonce_of(r)
+    assert nonce
+    # The client retries once with it; every worker of this Envoy takes it (16 connections).
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: send(a, token, key.proof("GET", URL, token, nonce=nonce)).status,
+                                 range(16)))
+    assert statuses == [200] * 16, statuses
+    # The other Envoy: the same proof (accepted at a) and any proof with a's nonce are refused.
+    accepted = key.proof("GET", URL, token, nonce=nonce)
+    assert send(a, token, accepted).status == 200
+    r = send(b, token, accepted)
+    assert r.status == 401 and 'error="use_dpop_nonce"' in challenge(r)
+    assert nonce_of(r) and nonce_of(r) != nonce, "b hands out its own"
+    # Made up: refused with a fresh nonce.
+    r = send(a, token, key.proof("GET", URL, token, nonce="bm90LWEtbm9uY2U"))
+    assert r.status == 401 and nonce_of(r)
+    # Bearer tokens are never asked.
+    plain = a.signer.access_token(API, CLIENT)
+    assert send(a, plain, scheme="Bearer").status == 200
+
+
+def test_an_ending_nonce_is_renewed_on_success_and_an_expired_one_refused(nonce_envoys):
+    a = nonce_envoys[0]
+    key = DpopKey()
+    token = a.signer.access_token(API, CLIENT, claims={"cnf": {"jkt": key.jkt()}})
+    nonce = nonce_of(send(a, token, key.proof("GET", URL, token)))
+    # A 2 s lifetime is two 1 s windows: wait into the nonce's second one.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        r = send(a, token, key.proof("GET", URL, token, nonce=nonce))
+        if r.status != 200:
+            break
+        if nonce_of(r):
+            assert nonce_of(r) != nonce
+            break
+        time.sleep(0.1)
+    assert r.status == 200 and nonce_of(r), (r.status, r.headers)
+    time.sleep(2.1)
+    r = send(a, token, key.proof("GET", URL, token, nonce=nonce))
+    assert r.status == 401 and 'error="use_dpop_nonce"' in challenge(r), "expired"
+    assert wait_until(lambda: denied_stat(a, "dpop_nonce") >= 2, 5)
+
+
 def test_htu_compares_as_rfc_3986_normalizes_it(dpop_stack):
     """What oauth4webapi does: it signs `/items/%7Euser` as written, while Envoy (normalize_path)
     hands the filter `/items/~user`; a dot segment and lower-case hex likewise."""

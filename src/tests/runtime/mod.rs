@@ -32,6 +32,8 @@ pub(super) struct FakeRequest {
     pub(super) peer_certificate: Option<Vec<u8>>,
     /// Filter state the plugin set.
     pub(super) properties: Vec<(String, String)>,
+    /// Headers added to the upstream's response.
+    pub(super) response_headers: Vec<(String, String)>,
 }
 
 /// Proxy-wasm shared data: one per Envoy process, shared by all its VMs.
@@ -80,6 +82,13 @@ impl Host for FakeHost {
     }
     fn random(&mut self) -> u64 {
         0
+    }
+    fn secure_random(&mut self, out: &mut [u8]) -> HostResult<()> {
+        self.fails("secure_random")?;
+        // Distinct per fake Envoy (store), like a real secret.
+        let seed = Rc::as_ptr(&self.store) as usize as u8;
+        out.iter_mut().enumerate().for_each(|(i, b)| *b = seed.wrapping_add(i as u8).wrapping_mul(31));
+        Ok(())
     }
     fn dispatch_get(&mut self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> HostResult<u32> {
         self.fails("dispatch_get")?;
@@ -201,6 +210,13 @@ impl Host for FakeHost {
         if let Some(r) = self.requests.get_mut(&self.effective) {
             r.headers.retain(|(k, _)| k != name);
             r.headers.push((name.into(), value.as_bytes().to_vec()));
+        }
+        Ok(())
+    }
+    fn set_response_header(&mut self, name: &str, value: &str) -> HostResult<()> {
+        self.fails("set_response_header")?;
+        if let Some(r) = self.requests.get_mut(&self.effective) {
+            r.response_headers.push((name.to_string(), value.to_string()));
         }
         Ok(())
     }

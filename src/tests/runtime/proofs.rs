@@ -118,3 +118,63 @@ fn shared_data_that_fails_refuses_the_proof() {
     host.failing.insert("get_shared", HostStatus::INTERNAL_FAILURE);
     assert_eq!(send(plugin, host, 2, &t, &proof(&t, "b")), 503);
 }
+
+fn nonce_vms(n: u64, store: Rc<RefCell<Store>>) -> Vec<(Plugin, FakeHost)> {
+    (0..n)
+        .map(|_| {
+            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
+            let config = config_with(json!({"dpop": {"require_nonce": true, "nonce_lifetime": "300s"}}), json!({}));
+            (Plugin::configure(config, &mut host), host)
+        })
+        .collect()
+}
+
+fn nonce_proof(token: &str, jti: &str, nonce: &str, iat: u64) -> String {
+    let mut c = dpop_claims(jti, "GET", HTU, token);
+    c["nonce"] = json!(nonce);
+    c["iat"] = json!(iat);
+    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), c)
+}
+
+#[test]
+fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_envoy() {
+    let mut vms = nonce_vms(4, Rc::new(RefCell::new(Store::default())));
+    let t = token();
+    let nonce = {
+        let (plugin, host) = &mut vms[0];
+        assert_eq!(send(plugin, host, 1, &t, &proof(&t, "first")), 401);
+        let r = host.requests[&1].response.as_ref().unwrap();
+        assert!(r.1.iter().any(|(k, v)| k == "www-authenticate" && v.contains("use_dpop_nonce")));
+        r.1.iter().find(|(k, _)| k == "dpop-nonce").map(|(_, v)| v.clone()).expect("a nonce")
+    };
+    for (i, (plugin, host)) in vms.iter_mut().enumerate() {
+        let p = nonce_proof(&t, &format!("vm-{i}"), &nonce, NOW);
+        assert_eq!(send(plugin, host, 2, &t, &p), 200, "VM {i}");
+    }
+    // Another Envoy (its own shared data, so its own secret) refuses it, with its own nonce.
+    let mut other = nonce_vms(1, Rc::new(RefCell::new(Store::default())));
+    let (plugin, host) = &mut other[0];
+    assert_eq!(send(plugin, host, 1, &t, &nonce_proof(&t, "elsewhere", &nonce, NOW)), 401);
+    let theirs = host.requests[&1].response.as_ref().unwrap().1.iter().find(|(k, _)| k == "dpop-nonce").cloned();
+    assert!(theirs.is_some_and(|(_, v)| v != nonce));
+}
+
+#[test]
+fn a_success_with_a_nonce_in_its_last_half_life_carries_the_next_on_the_response() {
+    let mut vms = nonce_vms(1, Rc::new(RefCell::new(Store::default())));
+    let (plugin, host) = &mut vms[0];
+    let t = token();
+    send(plugin, host, 1, &t, &proof(&t, "first"));
+    let nonce =
+        host.requests[&1].response.as_ref().unwrap().1.iter().find(|(k, _)| k == "dpop-nonce").unwrap().1.clone();
+    host.now += 150_000; // the nonce's second window
+    let now = host.now / 1000;
+    assert_eq!(send(plugin, host, 2, &t, &nonce_proof(&t, "later", &nonce, now)), 200);
+    plugin.on_response_headers(host, 2);
+    let next = host.requests[&2].response_headers.iter().find(|(k, _)| k == "dpop-nonce").map(|(_, v)| v.clone());
+    assert!(next.as_ref().is_some_and(|n| *n != nonce), "{next:?}");
+    // A request with a fresh nonce gets none.
+    assert_eq!(send(plugin, host, 3, &t, &nonce_proof(&t, "fresh", next.as_deref().unwrap(), now)), 200);
+    plugin.on_response_headers(host, 3);
+    assert!(host.requests[&3].response_headers.is_empty());
+}

@@ -17,6 +17,7 @@ use crate::testkit::*;
 use crate::token::base64url;
 
 mod certificates;
+mod nonces;
 
 const HTU: &str = "https://api.test/items";
 
@@ -209,7 +210,7 @@ fn proof_presence_is_checked() {
     let big = "a".repeat(9000);
     assert_eq!(denied(&w.send("GET", &auth, &[&big])).0, Reason::DpopProof("the proof is larger than 8 KiB"));
     // Header bytes that are not text (the host may pass any): refused, never decoded.
-    let req = ProofRequest { method: "GET", htu: HTU, token: &t, jkt: &ec_jkt(), now: NOW };
+    let req = ProofRequest { method: "GET", htu: HTU, token: &t, jkt: &ec_jkt(), now: NOW, nonce_secret: None };
     assert_eq!(
         check_proof(b"e30.\xff\xfe.sig", &req, &Dpop::default(), 60),
         Err(Reason::DpopProof("the `DPoP` header is not valid UTF-8"))
