@@ -210,7 +210,14 @@ fn main() {
         let (htu, bound) = ("https://api.test/items", "a.bound.token");
         let proof = dpop_proof(alg, public_jwk(kid_for(alg)), json!({}), dpop_claims("j-1", "GET", htu, bound));
         let jkt = jwt_guard::jwks::jwk_thumbprint(public_jwk(kid_for(alg)).as_object().unwrap()).unwrap();
-        let req = ProofRequest { method: "GET", htu, token: bound, jkt: &jkt, now: jwt_guard::testkit::NOW };
+        let req = ProofRequest {
+            method: "GET",
+            htu,
+            token: bound,
+            jkt: &jkt,
+            now: jwt_guard::testkit::NOW,
+            nonce_secret: None,
+        };
         let dpop = jwt_guard::policy::Dpop { algorithms: vec![alg.into()], ..Default::default() };
         assert!(check_proof(proof.as_bytes(), &req, &dpop, 60).is_ok(), "{alg:?}");
         time(&format!("DPoP proof {alg:?}: check_proof"), || {
