@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import struct
@@ -15,10 +16,34 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# Ports are handed out from a slice of 10000-29999 per pytest-xdist worker, below Linux's
+# ephemeral range (32768 and up): asking the kernel for port 0 can give two callers the same
+# port once the first has closed its probe socket (an Envoy's admin and listener ports were
+# seen to collide), and outgoing connections take ephemeral ports too.
+_SLICE = 2500
+_handed_out: set[int] = set()
+_cursor: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    low = 10000 + (index % 8) * _SLICE
+    if not _cursor:
+        _cursor.append(low + (os.getpid() * 7) % _SLICE)
+    for _ in range(_SLICE):
+        port = _cursor[0]
+        _cursor[0] = low + (port + 1 - low) % _SLICE
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}-{low + _SLICE - 1}")
 
 
 class _Listener(ThreadingHTTPServer):
