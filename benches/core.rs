@@ -205,6 +205,7 @@ fn main() {
     // A DPoP proof as a client sends one: its key is new to us (no table of multiples), so
     // this is the proof's whole cost on a request whose token is already cached.
     for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256, Algorithm::PS256] {
+        use jwt_guard::authn::client_keys::ClientKeys;
         use jwt_guard::authn::dpop::{check_proof, ProofRequest};
         use jwt_guard::testkit::{dpop_claims, dpop_proof, kid_for, public_jwk};
         let (htu, bound) = ("https://api.test/items", "a.bound.token");
@@ -219,9 +220,17 @@ fn main() {
             nonce_secret: None,
         };
         let dpop = jwt_guard::policy::Dpop { algorithms: vec![alg.into()], ..Default::default() };
-        assert!(check_proof(proof.as_bytes(), &req, &dpop, 60).is_ok(), "{alg:?}");
-        time(&format!("DPoP proof {alg:?}: check_proof"), || {
-            black_box(check_proof(black_box(proof.as_bytes()), &req, &dpop, 60).unwrap());
+        assert!(check_proof(proof.as_bytes(), &req, &dpop, 60, &mut ClientKeys::new(0)).is_ok(), "{alg:?}");
+        time(&format!("DPoP proof {alg:?}: check_proof, a new client"), || {
+            black_box(check_proof(black_box(proof.as_bytes()), &req, &dpop, 60, &mut ClientKeys::new(0)).unwrap());
+        });
+        // A returning client: its key was prepared on its second proof.
+        let mut returning = ClientKeys::default();
+        for _ in 0..2 {
+            check_proof(proof.as_bytes(), &req, &dpop, 60, &mut returning).unwrap();
+        }
+        time(&format!("DPoP proof {alg:?}: check_proof, a returning client"), || {
+            black_box(check_proof(black_box(proof.as_bytes()), &req, &dpop, 60, &mut returning).unwrap());
         });
     }
     let forged = format!("{}AAAA", &rs[..rs.len() - 4]);

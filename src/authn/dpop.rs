@@ -11,6 +11,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::client_keys::ClientKeys;
 use super::dpop_nonce::{self as nonce, NonceCheck, NonceSecret};
 use crate::crypto;
 use crate::deny::Reason;
@@ -56,7 +57,14 @@ pub struct Proof {
 }
 
 /// `proof` is the `DPoP` header's value as sent: bounded before it is even read as text.
-pub fn check_proof(proof: &[u8], req: &ProofRequest<'_>, dpop: &Dpop, skew: u64) -> Result<Proof, Reason> {
+/// `keys`: the client keys this verifier has seen (`client_keys`).
+pub fn check_proof(
+    proof: &[u8],
+    req: &ProofRequest<'_>,
+    dpop: &Dpop,
+    skew: u64,
+    keys: &mut ClientKeys,
+) -> Result<Proof, Reason> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(Reason::DpopProof("the proof is larger than 8 KiB"));
     }
@@ -85,13 +93,25 @@ pub fn check_proof(proof: &[u8], req: &ProofRequest<'_>, dpop: &Dpop, skew: u64)
     if jkt != req.jkt {
         return Err(Reason::DpopKey);
     }
-    let key = KeySet::one_key(jwk_value).map_err(|_| Reason::DpopProof("its `jwk` is not a usable public key"))?;
+    // A returning client's key comes prepared; a new one is parsed (and prepared on its return).
+    let key = match keys.get(&jkt, jwk) {
+        Some(k) if k.prepared.is_some() => k,
+        seen => {
+            let parsed =
+                KeySet::one_key(jwk_value).map_err(|_| Reason::DpopProof("its `jwk` is not a usable public key"))?;
+            keys.remember(&jkt, jwk, parsed, seen.is_some())
+        }
+    };
     if Family::for_algorithm(alg.algorithm()) != Some(key.family) || key.alg.is_some_and(|a| a != alg) {
         return Err(Reason::DpopProof("its `alg` does not fit its `jwk`"));
     }
-    match crypto::verify_once(jwt.signing_input.as_bytes(), &jwt.signature, &key.decoding, alg.algorithm()) {
-        Ok(true) => {}
-        _ => return Err(Reason::DpopProof("its signature does not verify with its `jwk`")),
+    let (message, signature) = (jwt.signing_input.as_bytes(), &jwt.signature);
+    let verified = match key.prepared.as_deref() {
+        Some(p) => crypto::verify(message, signature, &key.decoding, Some(p), alg.algorithm()),
+        None => crypto::verify_once(message, signature, &key.decoding, alg.algorithm()),
+    };
+    if !matches!(verified, Ok(true)) {
+        return Err(Reason::DpopProof("its signature does not verify with its `jwk`"));
     }
     let claims = &jwt.claims.all;
     let jti = match claims.get("jti") {

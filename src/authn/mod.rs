@@ -2,6 +2,7 @@
 //! signature against the key set, and DPoP proofs.
 
 mod authenticator;
+pub mod client_keys;
 pub mod dpop;
 pub mod dpop_nonce;
 pub mod introspection;

@@ -78,6 +78,7 @@ fn check_dpop(
         },
         &provider.dpop,
         skew,
+        &mut store.cache.client_keys,
     )?;
     let until = p.iat.saturating_add(provider.dpop.max_proof_age_seconds);
     let first = match store.shared {

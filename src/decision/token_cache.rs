@@ -23,6 +23,7 @@ use std::collections::hash_map::RandomState;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
+use crate::authn::client_keys::ClientKeys;
 use crate::authn::Verified;
 use crate::deny::Reason;
 
@@ -79,6 +80,8 @@ pub struct TokenCache {
     verified: Lru<(Rc<Verified>, u64)>,
     rejected: Lru<(Reason, u64)>,
     proofs: Lru<u64>,
+    /// DPoP clients' keys, prepared for a returning client.
+    pub client_keys: ClientKeys,
     pub hits: u64,
     pub misses: u64,
 }
@@ -105,6 +108,7 @@ impl TokenCache {
             verified: Lru::new(capacity),
             rejected: Lru::new(NEGATIVE_CACHE_SIZE),
             proofs: Lru::new(proofs),
+            client_keys: if proofs == 0 { ClientKeys::new(0) } else { ClientKeys::default() },
             hits: 0,
             misses: 0,
         }

@@ -5,6 +5,6 @@ mod key_set;
 mod key_state;
 mod thumbprint;
 
-pub use key_set::{Family, JwksError, Key, KeySet, SelectError, MAX_CANDIDATES};
+pub use key_set::{prepare_one, Family, JwksError, Key, KeySet, SelectError, MAX_CANDIDATES};
 pub use key_state::{KeyState, KidRefetch};
 pub use thumbprint::jwk_thumbprint;

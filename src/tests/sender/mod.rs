@@ -17,6 +17,7 @@ use crate::testkit::*;
 use crate::token::base64url;
 
 mod certificates;
+mod client_keys;
 mod nonces;
 
 const HTU: &str = "https://api.test/items";
@@ -212,7 +213,7 @@ fn proof_presence_is_checked() {
     // Header bytes that are not text (the host may pass any): refused, never decoded.
     let req = ProofRequest { method: "GET", htu: HTU, token: &t, jkt: &ec_jkt(), now: NOW, nonce_secret: None };
     assert_eq!(
-        check_proof(b"e30.\xff\xfe.sig", &req, &Dpop::default(), 60),
+        check_proof(b"e30.\xff\xfe.sig", &req, &Dpop::default(), 60, &mut Default::default()),
         Err(Reason::DpopProof("the `DPoP` header is not valid UTF-8"))
     );
 }
