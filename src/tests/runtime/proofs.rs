@@ -8,7 +8,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use super::*;
-use crate::decision::proof_memory::{bucket_key, proof_key, record, Record};
+use crate::decision::proof_memory::{bucket_key, proof_key, record, Record, WAYS};
 use crate::jwks::jwk_thumbprint;
 
 const HTU: &str = "https://api.test/items";
@@ -85,18 +85,18 @@ fn two_vms_racing_on_one_proof_admit_exactly_one() {
 
 #[test]
 fn a_full_bucket_refuses_new_proofs_rather_than_forget_a_live_one_until_they_expire() {
-    // replay_cache_size 8: one bucket of 8.
-    let mut vms = vms(1, 8);
+    // replay_cache_size WAYS: one bucket.
+    let mut vms = vms(1, WAYS);
     let (plugin, host) = &mut vms[0];
     let t = token();
-    for i in 0..8 {
+    for i in 0..WAYS as u32 {
         assert_eq!(send(plugin, host, i + 1, &t, &proof(&t, &format!("j-{i}"))), 200);
     }
-    assert_eq!(send(plugin, host, 20, &t, &proof(&t, "j-8")), 503);
+    assert_eq!(send(plugin, host, 100, &t, &proof(&t, "j-last")), 503);
     plugin.on_tick(host);
     assert_eq!(host.metric("jwt_guard.requests.denied.dpop_replay_cache_full"), 1);
     // The first proofs are still refused as replays, not forgotten.
-    assert_eq!(send(plugin, host, 21, &t, &proof(&t, "j-0")), 401);
+    assert_eq!(send(plugin, host, 101, &t, &proof(&t, "j-0")), 401);
     // Once they expire (iat + max_proof_age 60 s + skew 60 s), there is room again.
     host.now += 121_000;
     let fresh = dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), {
@@ -104,7 +104,7 @@ fn a_full_bucket_refuses_new_proofs_rather_than_forget_a_live_one_until_they_exp
         c["iat"] = json!(NOW + 121);
         c
     });
-    assert_eq!(send(plugin, host, 22, &t, &fresh), 200);
+    assert_eq!(send(plugin, host, 102, &t, &fresh), 200);
 }
 
 #[test]
