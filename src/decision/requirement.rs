@@ -101,19 +101,7 @@ impl Evaluation<'_, '_, '_> {
                                 }
                             },
                         };
-                        // Per request, never cached: the proof and the connection are new each time.
-                        let store = ProofStore {
-                            cache,
-                            shared: self.proofs.as_deref_mut().map(|m| (m, base)),
-                            nonce_secret: self.nonce_secret,
-                        };
-                        let renew = &mut self.renew_nonce;
-                        let verdict = verdict.and_then(|v| {
-                            if check_sender(provider, &v.binding, &found, self.req, store, self.now)? {
-                                renew.get_or_insert(base);
-                            }
-                            Ok(v)
-                        });
+                        let verdict = verdict.and_then(|v| self.sender(i, &found, v));
                         match verdict {
                             Ok(v) => ProviderOutcome::Verified(v),
                             // The issuer may have rotated keys since we fetched them.
@@ -135,6 +123,22 @@ impl Evaluation<'_, '_, '_> {
         };
         self.outcomes[i] = Some(o.clone());
         o
+    }
+
+    /// The sender checks of verifier `i`'s verified token (DPoP proof, client certificate): per
+    /// request, never cached, since the proof and the connection are new each time.
+    fn sender(&mut self, i: usize, found: &Found, v: Rc<Verified>) -> Result<Rc<Verified>, Reason> {
+        let base = self.config.verifier(i).0;
+        let provider = &self.config.providers[base];
+        let store = ProofStore {
+            cache: &mut self.caches[i],
+            shared: self.proofs.as_deref_mut().map(|m| (m, base)),
+            nonce_secret: self.nonce_secret,
+        };
+        if check_sender(provider, &v.binding, found, self.req, store, self.now)? {
+            self.renew_nonce.get_or_insert(base);
+        }
+        Ok(v)
     }
 
     /// Verifier `i`'s verdict on an opaque token its provider introspects: a cached verdict,
@@ -180,19 +184,7 @@ impl Evaluation<'_, '_, '_> {
                 }
             },
         };
-        let store = ProofStore {
-            cache,
-            shared: self.proofs.as_deref_mut().map(|m| (m, base)),
-            nonce_secret: self.nonce_secret,
-        };
-        let renew = &mut self.renew_nonce;
-        let verdict = verdict.and_then(|v| {
-            if check_sender(provider, &v.binding, found, self.req, store, self.now)? {
-                renew.get_or_insert(base);
-            }
-            Ok(v)
-        });
-        match verdict {
+        match verdict.and_then(|v| self.sender(i, found, v)) {
             Ok(v) => ProviderOutcome::Verified(v),
             Err(r) => ProviderOutcome::Failed(r),
         }

@@ -380,29 +380,42 @@ fn compile_dpop(field: &str, raw: RawDpop) -> Result<Dpop, ConfigError> {
     Ok(d)
 }
 
-fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<RemoteJwks, ConfigError> {
-    let uri = raw.http_uri.uri;
-    let cluster = match raw.http_uri.cluster {
+/// An `http_uri` (jwt_authn's `HttpUri`) checked: the URL, its authority and path for the
+/// dispatch call, the cluster that reaches it (`what` says for the error), the timeout.
+pub(super) struct HttpUri {
+    pub(super) uri: String,
+    pub(super) authority: String,
+    pub(super) path: String,
+    pub(super) cluster: String,
+    pub(super) timeout_ms: u64,
+}
+
+pub(super) fn compile_http_uri(field: &str, raw: RawHttpUri, what: &str) -> Result<HttpUri, ConfigError> {
+    let uri = raw.uri;
+    let cluster = match raw.cluster {
         Some(c) if !c.is_empty() => c,
         _ => {
-            return Err(err(
-                format!("{field}.http_uri.cluster"),
-                "is required: the Envoy cluster that reaches the JWKS host",
-            ))
+            return Err(err(format!("{field}.cluster"), format!("is required: the Envoy cluster that reaches {what}")))
         }
     };
-    let (authority, path) = split_http_url(&uri)
-        .ok_or_else(|| err(format!("{field}.http_uri.uri"), "must be an http:// or https:// URL"))?;
+    let (authority, path) =
+        split_http_url(&uri).ok_or_else(|| err(format!("{field}.uri"), "must be an http:// or https:// URL"))?;
     if authority.is_empty() || authority.contains('@') || !is_quoted_string_safe(path) || path.contains(' ') {
-        return Err(err(format!("{field}.http_uri.uri"), "must be an absolute URL with a host"));
+        return Err(err(format!("{field}.uri"), "must be an absolute URL with a host"));
     }
-    let timeout_ms = match raw.http_uri.timeout {
+    let timeout_ms = match raw.timeout {
         None => DEFAULT_TIMEOUT_MS,
-        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.http_uri.timeout"), m))?,
+        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.timeout"), m))?,
     };
     if timeout_ms == 0 {
-        return Err(err(format!("{field}.http_uri.timeout"), "must be greater than zero"));
+        return Err(err(format!("{field}.timeout"), "must be greater than zero"));
     }
+    Ok(HttpUri { authority: authority.to_string(), path: path.to_string(), uri, cluster, timeout_ms })
+}
+
+fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<RemoteJwks, ConfigError> {
+    let HttpUri { uri, authority, path, cluster, timeout_ms } =
+        compile_http_uri(&format!("{field}.http_uri"), raw.http_uri, "the JWKS host")?;
     let cache_duration_ms = match raw.cache_duration {
         None => DEFAULT_CACHE_DURATION_MS,
         Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.cache_duration"), m))?,
@@ -425,8 +438,8 @@ fn compile_remote(field: &str, raw: RawRemoteJwks, discovery: bool) -> Result<Re
         ));
     }
     Ok(RemoteJwks {
-        authority: authority.to_string(),
-        path: path.to_string(),
+        authority,
+        path,
         uri,
         discovery,
         cluster,

@@ -1,7 +1,8 @@
 //! A provider's RFC 7662 introspection endpoint, for access tokens that are not JWTs: where it
 //! is, how jwt-guard authenticates to it, and how long and how much of its answers are kept.
 
-use super::config::{err, split_http_url, ConfigError, Requirement, DEFAULT_TIMEOUT_MS};
+use super::compile::{compile_http_uri, HttpUri};
+use super::config::{err, ConfigError, Requirement};
 use super::duration::parse_millis;
 use super::wire::RawIntrospection;
 
@@ -81,28 +82,8 @@ fn seconds(field: &str, value: Option<String>, default: u64) -> Result<u64, Conf
 }
 
 pub(super) fn compile_introspection(field: &str, raw: RawIntrospection) -> Result<Introspection, ConfigError> {
-    let uri = raw.http_uri.uri;
-    let cluster = match raw.http_uri.cluster {
-        Some(c) if !c.is_empty() => c,
-        _ => {
-            return Err(err(
-                format!("{field}.http_uri.cluster"),
-                "is required: the Envoy cluster that reaches the introspection endpoint",
-            ))
-        }
-    };
-    let (authority, path) = split_http_url(&uri)
-        .ok_or_else(|| err(format!("{field}.http_uri.uri"), "must be an http:// or https:// URL"))?;
-    if authority.is_empty() || authority.contains('@') || path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-        return Err(err(format!("{field}.http_uri.uri"), "must be an absolute URL with a host"));
-    }
-    let timeout_ms = match raw.http_uri.timeout {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(t) => parse_millis(&t).map_err(|m| err(format!("{field}.http_uri.timeout"), m))?,
-    };
-    if timeout_ms == 0 {
-        return Err(err(format!("{field}.http_uri.timeout"), "must be greater than zero"));
-    }
+    let HttpUri { uri, authority, path, cluster, timeout_ms } =
+        compile_http_uri(&format!("{field}.http_uri"), raw.http_uri, "the introspection endpoint")?;
     if raw.client_id.is_empty() || raw.client_id.bytes().any(|b| b < b' ' || b == 0x7f) {
         return Err(err(format!("{field}.client_id"), "must be a non-empty printable string"));
     }
@@ -145,8 +126,8 @@ pub(super) fn compile_introspection(field: &str, raw: RawIntrospection) -> Resul
         return Err(err(format!("{field}.max_in_flight"), "must be at least 1"));
     }
     Ok(Introspection {
-        authority: authority.to_string(),
-        path: path.to_string(),
+        authority,
+        path,
         uri,
         cluster,
         timeout_ms,

@@ -88,14 +88,20 @@ fn an_env_secret_is_read_from_the_vm_environment_and_an_inline_one_warned_about(
     assert!(config(json!({}), json!({})).warnings().is_empty());
 }
 
-#[test]
-fn one_requirement_never_shows_a_token_to_two_endpoints() {
+/// Provider `p` introspecting at issuer.test and `q` at other.test.
+fn two_endpoints() -> (Value, Value) {
     let mut other = provider_json();
     let mut intro2 = intro_json();
     merge(&mut intro2, json!({"http_uri": {"uri": "https://other.test/introspect", "cluster": "other"}}));
     merge(&mut other, json!({"issuer": "https://other.test/", "introspection": intro2}));
     let mut p = provider_json();
     merge(&mut p, json!({"introspection": intro_json()}));
+    (p, other)
+}
+
+#[test]
+fn one_requirement_never_shows_a_token_to_two_endpoints() {
+    let (p, other) = two_endpoints();
     let any = json!({"requires_any": {"requirements": [{"provider_name": "p"}, {"provider_name": "q"}]}});
     // No rules: every provider may be asked about every token.
     let e = parse_err(json!({"providers": {"p": p, "q": other}}));
@@ -269,12 +275,7 @@ fn rules_read_the_answers_fields() {
 
 #[test]
 fn a_token_shown_to_one_endpoint_is_never_shown_to_a_second_in_the_same_request() {
-    let mut other = provider_json();
-    let mut intro2 = intro_json();
-    merge(&mut intro2, json!({"http_uri": {"uri": "https://other.test/introspect", "cluster": "other"}}));
-    merge(&mut other, json!({"issuer": "https://other.test/", "introspection": intro2}));
-    let mut p = provider_json();
-    merge(&mut p, json!({"introspection": intro_json()}));
+    let (p, other) = two_endpoints();
     // An unmet allow rule hands the request on to a rule whose provider asks elsewhere.
     let rules = json!([
         {"match": {"prefix": "/"}, "action": "allow", "requires": {"provider_name": "p"}, "scopes": ["admin"]},

@@ -6,24 +6,19 @@ slowed or taken down."""
 
 import base64
 import json
-import os
 import secrets
-import subprocess
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 from jwtguard_support import (
-    ROOT, WASM, EchoUpstream, Envoy, free_port, listener_yaml, request, static_cluster_yaml, wait_until,
+    WASM, EchoUpstream, Envoy, free_port, listener_yaml, oidc_provider, request, static_cluster_yaml, wait_until,
     wasm_filter_yaml,
 )
 
-OIDC = ROOT / "tests" / "support" / "oidc"
 API = "https://api.jwt-guard.test"
 OPAQUE, OTHER = f"{API}/opaque", f"{API}/opaque-other"
 SECRET_ENV = "JWT_GUARD_E2E_INTROSPECTION_SECRET"
@@ -98,21 +93,9 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def op():
-    assert (OIDC / "node_modules" / "oidc-provider").exists(), "oidc-provider is not installed: make deps"
-    port, api_secret = free_port(), secrets.token_urlsafe(24)
-    log = tempfile.NamedTemporaryFile(prefix="jwt-guard-oidc-", suffix=".log", delete=False)
-    proc = subprocess.Popen(["node", str(OIDC / "provider.mjs")],
-                            env=dict(os.environ, PORT=str(port), API_BASE=API, API_SECRET=api_secret),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    issuer = f"http://127.0.0.1:{port}"
-    try:
-        ready = wait_until(lambda: f"ready {issuer}" in Path(log.name).read_text() or proc.poll() is not None, 30)
-        assert ready and proc.poll() is None, Path(log.name).read_text()
-        yield {"issuer": issuer, "port": port, "api_secret": api_secret}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        os.unlink(log.name)
+    with oidc_provider(API, API_SECRET=secrets.token_urlsafe(24)) as provider:
+        provider["api_secret"] = provider["API_SECRET"]
+        yield provider
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,17 @@ client-credentials grant, with and without DPoP. Keys come from its discovery do
 its jwks_uri directly (one provider each)."""
 
 import json
-import os
-import subprocess
-import tempfile
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import pytest
 import requests
 from dpop import DpopKey
 from jwtguard_support import (
-    ROOT, EchoUpstream, Envoy, free_port, listener_yaml, request, static_cluster_yaml, wait_until, wasm_filter_yaml,
-    WASM,
+    EchoUpstream, Envoy, free_port, listener_yaml, oidc_provider, request, static_cluster_yaml, wasm_filter_yaml, WASM,
 )
 
-OIDC = ROOT / "tests" / "support" / "oidc"
 API = "https://api.jwt-guard.test"
 RS, ES, ED, OPAQUE = f"{API}/rs", f"{API}/es", f"{API}/ed", f"{API}/opaque"
 CLIENT, SECRET = "app", "app-secret"
@@ -30,21 +24,8 @@ REDIRECT = "http://127.0.0.1/cb"
 
 @pytest.fixture(scope="module")
 def op():
-    node_modules = OIDC / "node_modules" / "oidc-provider"
-    assert node_modules.exists(), "oidc-provider is not installed: make deps (npm ci in tests/support/oidc)"
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="jwt-guard-oidc-", suffix=".log", delete=False)
-    proc = subprocess.Popen(["node", str(OIDC / "provider.mjs")], env=dict(os.environ, PORT=str(port), API_BASE=API),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    issuer = f"http://127.0.0.1:{port}"
-    try:
-        ready = wait_until(lambda: f"ready {issuer}" in Path(log.name).read_text() or proc.poll() is not None, 30)
-        assert ready and proc.poll() is None, Path(log.name).read_text()
-        yield {"issuer": issuer, "port": port}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        os.unlink(log.name)
+    with oidc_provider(API) as provider:
+        yield provider
 
 
 @pytest.fixture(scope="module")

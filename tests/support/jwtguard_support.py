@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import jwt as pyjwt
@@ -26,6 +27,29 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from servers import EchoUpstream, JwksServer, _Server, free_port, wait_until  # noqa: F401 (tests import them from here)
 
 ROOT = Path(__file__).resolve().parents[2]
+OIDC = ROOT / "tests" / "support" / "oidc"
+
+
+@contextmanager
+def oidc_provider(api_base: str, **env):
+    """The real OpenID Provider (oidc-provider, tests/support/oidc/provider.mjs) on a free
+    127.0.0.1 port, with `env` added to its environment; yields its issuer, port and `env`."""
+    assert (OIDC / "node_modules" / "oidc-provider").exists(), \
+        "oidc-provider is not installed: make deps (npm ci in tests/support/oidc)"
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="jwt-guard-oidc-", suffix=".log", delete=False)
+    proc = subprocess.Popen(["node", str(OIDC / "provider.mjs")],
+                            env=dict(os.environ, PORT=str(port), API_BASE=api_base, **env),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    issuer = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_until(lambda: f"ready {issuer}" in Path(log.name).read_text() or proc.poll() is not None, 30)
+        assert ready and proc.poll() is None, Path(log.name).read_text()
+        yield {"issuer": issuer, "port": port, **env}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.unlink(log.name)
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
 # The command line: `make e2e` points this at the build its host test stages already made.
 CLI = Path(os.environ.get("JWT_GUARD_CLI", ROOT / "target" / "release" / "jwt-guard"))
