@@ -1,9 +1,9 @@
 //! A provider's RFC 7662 introspection endpoint, for access tokens that are not JWTs: where it
 //! is, how jwt-guard authenticates to it, and how long and how much of its answers are kept.
 
-use super::compile::{compile_http_uri, HttpUri};
 use super::config::{err, ConfigError, Requirement};
 use super::duration::parse_millis;
+use super::http_uri::{compile_http_uri, HttpUri};
 use super::wire::RawIntrospection;
 
 pub const DEFAULT_INTROSPECTION_CACHE_SECONDS: u64 = 300;

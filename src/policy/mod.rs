@@ -5,6 +5,7 @@ pub mod claim_rule;
 mod compile;
 mod config;
 pub mod duration;
+mod http_uri;
 pub mod introspection;
 pub mod issuer;
 pub mod route_match;
