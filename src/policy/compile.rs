@@ -275,7 +275,13 @@ fn compile_provider(field: &str, name: String, rp: RawProvider) -> Result<Provid
     };
     let introspection = match rp.introspection {
         None => None,
-        Some(raw) => Some(compile_introspection(&format!("{field}.introspection"), raw)?),
+        Some(raw) => {
+            let discovery = match &keys {
+                KeySource::Remote(r) if r.discovery => Some(r),
+                _ => None,
+            };
+            Some(compile_introspection(&format!("{field}.introspection"), raw, discovery)?)
+        }
     };
     let space_delimited_claims = rp.normalize_payload_in_metadata.map(|n| n.space_delimited_claims).unwrap_or_default();
     if let Some(i) = space_delimited_claims.iter().position(|c| c.is_empty()) {

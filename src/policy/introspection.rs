@@ -1,7 +1,7 @@
 //! A provider's RFC 7662 introspection endpoint, for access tokens that are not JWTs: where it
 //! is, how jwt-guard authenticates to it, and how long and how much of its answers are kept.
 
-use super::config::{err, ConfigError, Requirement};
+use super::config::{err, ConfigError, RemoteJwks, Requirement};
 use super::duration::parse_millis;
 use super::http_uri::{compile_http_uri, HttpUri};
 use super::wire::RawIntrospection;
@@ -16,11 +16,15 @@ pub const MAX_INTROSPECTION_CACHE_SIZE: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Introspection {
+    /// The endpoint's URL; with `discovered`, the discovery document's (which names it).
     pub uri: String,
     pub cluster: String,
-    /// `:authority` and `:path` for the dispatch call, taken from `uri`.
+    /// `:authority` and `:path` for the dispatch call, taken from `uri`; with `discovered`,
+    /// the path comes from the document's `introspection_endpoint` at run time.
     pub authority: String,
     pub path: String,
+    /// RFC 8414 / OIDC discovery's `introspection_endpoint` names the endpoint.
+    pub discovered: bool,
     pub timeout_ms: u64,
     pub client_id: String,
     pub secret: ClientSecret,
@@ -81,9 +85,32 @@ fn seconds(field: &str, value: Option<String>, default: u64) -> Result<u64, Conf
     }
 }
 
-pub(super) fn compile_introspection(field: &str, raw: RawIntrospection) -> Result<Introspection, ConfigError> {
-    let HttpUri { uri, authority, path, cluster, timeout_ms } =
-        compile_http_uri(&format!("{field}.http_uri"), raw.http_uri, "the introspection endpoint")?;
+/// `discovery`: the provider's discovery document's address, when it uses one; an
+/// `introspection` without `http_uri` then takes the document's `introspection_endpoint`.
+pub(super) fn compile_introspection(
+    field: &str,
+    raw: RawIntrospection,
+    discovery: Option<&RemoteJwks>,
+) -> Result<Introspection, ConfigError> {
+    let (HttpUri { uri, authority, path, cluster, timeout_ms }, discovered) = match (raw.http_uri, discovery) {
+        (Some(h), _) => (compile_http_uri(&format!("{field}.http_uri"), h, "the introspection endpoint")?, false),
+        (None, Some(d)) => (
+            HttpUri {
+                uri: d.uri.clone(),
+                authority: d.authority.clone(),
+                path: String::new(),
+                cluster: d.cluster.clone(),
+                timeout_ms: d.timeout_ms,
+            },
+            true,
+        ),
+        (None, None) => {
+            return Err(err(
+                format!("{field}.http_uri"),
+                "is required unless the provider uses `discovery`, whose `introspection_endpoint` then names it",
+            ))
+        }
+    };
     if raw.client_id.is_empty() || raw.client_id.bytes().any(|b| b < b' ' || b == 0x7f) {
         return Err(err(format!("{field}.client_id"), "must be a non-empty printable string"));
     }
@@ -128,6 +155,7 @@ pub(super) fn compile_introspection(field: &str, raw: RawIntrospection) -> Resul
     Ok(Introspection {
         authority,
         path,
+        discovered,
         uri,
         cluster,
         timeout_ms,

@@ -84,7 +84,8 @@ pub(super) struct RawProvider {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIntrospection {
-    pub(super) http_uri: RawHttpUri,
+    #[serde(default)]
+    pub(super) http_uri: Option<RawHttpUri>,
     pub(super) client_id: String,
     #[serde(default)]
     pub(super) client_secret_env: Option<String>,

@@ -33,14 +33,15 @@ pub fn form_encode(s: &str) -> String {
     out
 }
 
-/// The request for `token`; `None` while the client secret is unknown (an unresolved
-/// `client_secret_env`), which the caller answers with 503.
-pub fn request(intro: &Introspection, token: &str) -> Option<CallRequest> {
+/// The request for `token` to the endpoint's `path` (the configured one, or the one discovery
+/// found); `None` while the client secret is unknown (an unresolved `client_secret_env`), which
+/// the caller answers with 503.
+pub fn request(intro: &Introspection, path: &str, token: &str) -> Option<CallRequest> {
     let secret = intro.secret.value()?;
     let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
     let mut headers = vec![
         (":method".to_string(), "POST".to_string()),
-        (":path".to_string(), intro.path.clone()),
+        (":path".to_string(), path.to_string()),
         (":authority".to_string(), intro.authority.clone()),
         ("content-type".to_string(), "application/x-www-form-urlencoded".to_string()),
         ("accept".to_string(), "application/json".to_string()),
@@ -115,7 +116,8 @@ mod tests {
 
     #[test]
     fn basic_authentication_form_encodes_id_and_secret_and_sends_the_hint() {
-        let r = request(&intro(json!({})), "ab+c/d=").unwrap();
+        let i = intro(json!({}));
+        let r = request(&i, &i.path, "ab+c/d=").unwrap();
         assert_eq!(String::from_utf8(r.body.clone()).unwrap(), "token=ab%2Bc%2Fd%3D&token_type_hint=access_token");
         let basic = base64::engine::general_purpose::STANDARD.encode("api+one:s3%3Acr%26t");
         assert_eq!(header(&r, "authorization"), Some(format!("Basic {basic}").as_str()));
@@ -128,7 +130,8 @@ mod tests {
 
     #[test]
     fn post_authentication_puts_the_credentials_in_the_body_only() {
-        let r = request(&intro(json!({"auth_method": "client_secret_post"})), "t").unwrap();
+        let i = intro(json!({"auth_method": "client_secret_post"}));
+        let r = request(&i, &i.path, "t").unwrap();
         assert_eq!(
             String::from_utf8(r.body.clone()).unwrap(),
             "token=t&token_type_hint=access_token&client_id=api+one&client_secret=s3%3Acr%26t"
@@ -139,7 +142,7 @@ mod tests {
     #[test]
     fn no_request_without_a_secret() {
         let i = intro(json!({"client_secret": null, "client_secret_env": "SECRET"}));
-        assert!(request(&i, "t").is_none(), "an unresolved client_secret_env sends nothing");
+        assert!(request(&i, &i.path, "t").is_none(), "an unresolved client_secret_env sends nothing");
     }
 
     #[test]

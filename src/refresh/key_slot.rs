@@ -28,6 +28,10 @@ pub const PROXY_TIMEOUT_MARGIN_MS: u64 = 1_000;
 /// The record all VMs share for one JWKS URI.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedState {
+    /// The path of the discovery document's `introspection_endpoint` (same host), as the
+    /// last successful fetch found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_path: Option<String>,
     /// Generation of the JWKS body stored beside this record; 0 = none yet.
     pub generation: u64,
     /// When that body was fetched (for `stale_if_error`).
@@ -131,6 +135,8 @@ pub struct KeySlot {
     in_flight: Option<InFlight>,
     /// Identifies this VM in the lease.
     owner: u64,
+    /// The discovery document's `introspection_endpoint` path, from this VM's fetch under way.
+    discovered_introspection: Option<String>,
 }
 
 impl KeySlot {
@@ -145,6 +151,7 @@ impl KeySlot {
                 view: SharedState::default(),
                 in_flight: None,
                 owner,
+                discovered_introspection: None,
             },
             KeySource::Remote(r) => {
                 let stages = if r.discovery { 2 } else { 1 };
@@ -157,6 +164,7 @@ impl KeySlot {
                     view: SharedState::default(),
                     in_flight: None,
                     owner,
+                    discovered_introspection: None,
                 }
             }
         }
@@ -317,7 +325,8 @@ impl KeySlot {
                 Err(e) => Step::Failed(FetchError::Invalid(format!("body of {} bytes: {e}", body.len()))),
             },
             Stage::Discovery => match self.discovered(&body, issuers) {
-                Ok(req) => {
+                Ok((req, introspection)) => {
+                    self.discovered_introspection = introspection;
                     // Keep the stage so `started` moves on to the JWKS.
                     self.in_flight = Some(InFlight { token: 0, ..flight });
                     Step::Next(req)
@@ -329,7 +338,8 @@ impl KeySlot {
 
     /// OIDC Discovery §4.3: the document's `issuer` must be ours (or our template's); its
     /// `jwks_uri` must be on the same host, since it is fetched through the same cluster.
-    fn discovered(&self, body: &[u8], issuers: Option<&Issuers>) -> Result<FetchRequest, String> {
+    /// Also returns the path of its `introspection_endpoint`, when it names one on that host.
+    fn discovered(&self, body: &[u8], issuers: Option<&Issuers>) -> Result<(FetchRequest, Option<String>), String> {
         let r = self.remote.as_ref().ok_or("no remote")?;
         let doc: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
         let doc_issuer = doc.get("issuer").and_then(Value::as_str).ok_or("no `issuer`")?;
@@ -345,12 +355,26 @@ impl KeySlot {
         if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
             return Err("`jwks_uri` has an invalid path".to_string());
         }
-        Ok(FetchRequest {
+        // Fetched through the same cluster as the document, so it must be on the same host; a
+        // path with characters no request line may hold is not an endpoint.
+        let introspection = doc
+            .get("introspection_endpoint")
+            .and_then(Value::as_str)
+            .and_then(split_http_url)
+            .filter(|(a, p)| a.eq_ignore_ascii_case(&r.authority) && p.bytes().all(|b| (0x21..0x7f).contains(&b)))
+            .map(|(_, p)| p.to_string());
+        let req = FetchRequest {
             cluster: r.cluster.clone(),
             authority: r.authority.clone(),
             path: path.to_string(),
             timeout_ms: r.timeout_ms + PROXY_TIMEOUT_MARGIN_MS,
-        })
+        };
+        Ok((req, introspection))
+    }
+
+    /// The discovered `introspection_endpoint` path, as the shared record last said.
+    pub fn introspection_path(&self) -> Option<&str> {
+        self.view.introspection_path.as_deref()
     }
 
     /// Takes in keys this VM fetched (it will also store them for the others).
@@ -383,6 +407,9 @@ impl KeySlot {
         let refresh = self.remote.as_ref().map_or(u64::MAX, |r| r.cache_duration_ms);
         match success {
             Some(generation) => {
+                if self.remote.as_ref().is_some_and(|r| r.discovery) {
+                    next.introspection_path = self.discovered_introspection.clone();
+                }
                 next.generation = generation;
                 next.fetched_ms = now_ms;
                 next.failures = 0;

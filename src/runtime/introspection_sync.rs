@@ -80,10 +80,31 @@ impl Introspector {
         self.calls.values().filter(|c| c.provider == provider).count()
     }
 
-    /// Provider `i` needs an answer about `token`.
-    pub fn want(&mut self, host: &mut impl Host, i: usize, token: &str, now_ms: u64, t: &mut Telemetry) -> Want {
+    /// Provider `i` needs an answer about `token`. `discovered`: the endpoint path its discovery
+    /// document named (when it takes its endpoint from there), and whether its keys (and so the
+    /// document) are still loading.
+    pub fn want(
+        &mut self,
+        host: &mut impl Host,
+        i: usize,
+        token: &str,
+        now_ms: u64,
+        discovered: (Option<&str>, bool),
+        t: &mut Telemetry,
+    ) -> Want {
         let Some((Some(intro), name)) = self.endpoints.get(i) else { return Want::Ready };
         let (intro, name) = (intro.clone(), name.clone());
+        let path = match (intro.discovered, discovered) {
+            (false, _) => intro.path.clone(),
+            (true, (Some(p), _)) => p.to_string(),
+            // The document has not come yet: the request waits, and is decided again when it does.
+            (true, (None, true)) => return Want::Waiting,
+            (true, (None, false)) => {
+                warn!("jwt-guard: provider {name}'s discovery document names no introspection_endpoint; answering 503");
+                self.fail(host, i, token_hash(token), None, now_ms, t);
+                return Want::Ready;
+            }
+        };
         let hash = token_hash(token);
         if self.answers[i].get(&hash, now_ms / 1000).is_some() {
             return Want::Ready;
@@ -138,7 +159,7 @@ impl Introspector {
                 },
             }
         };
-        let Some(req) = request(&intro, token) else {
+        let Some(req) = request(&intro, &path, token) else {
             warn!("jwt-guard: provider {name} has no introspection client secret; answering 503");
             self.fail(host, i, hash, leased.then_some(key), now_ms, t);
             return Want::Ready;

@@ -207,7 +207,9 @@ impl Plugin {
             }
             let mut ready = false;
             for (i, token) in introspect {
-                match self.introspector.want(host, *i, token, now, &mut self.telemetry) {
+                let slot = &self.keys.slots()[*i];
+                let discovered = (slot.introspection_path(), matches!(slot.state(now), KeyState::Loading));
+                match self.introspector.want(host, *i, token, now, discovered, &mut self.telemetry) {
                     Want::Ready => ready = true,
                     Want::Waiting => {}
                     Want::Overloaded => {

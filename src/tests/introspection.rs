@@ -73,6 +73,28 @@ fn configuration_fields_are_checked_and_named() {
 }
 
 #[test]
+fn the_endpoint_comes_from_discovery_when_it_is_not_configured() {
+    let mut intro = intro_json();
+    merge(&mut intro, json!({"http_uri": null}));
+    let discovery = json!({"http_uri": {"uri": "https://issuer.test/.well-known/openid-configuration",
+                                        "cluster": "idp", "timeout": "3s"}});
+    let p = config_with(json!({"local_jwks": null, "discovery": discovery, "introspection": intro.clone()}), json!({}))
+        .providers
+        .remove(0);
+    let i = p.introspection.unwrap();
+    assert!(i.discovered);
+    assert_eq!(
+        (i.uri.as_str(), i.cluster.as_str(), i.timeout_ms),
+        ("https://issuer.test/.well-known/openid-configuration", "idp", 3000)
+    );
+    let mut p = provider_json();
+    merge(&mut p, json!({"introspection": intro}));
+    let e = parse_err(json!({"providers": {"p": p}}));
+    assert!(e.contains("introspection.http_uri: is required unless the provider uses `discovery`"), "{e}");
+    assert!(!provider(json!({})).introspection.unwrap().discovered);
+}
+
+#[test]
 fn an_env_secret_is_read_from_the_vm_environment_and_an_inline_one_warned_about() {
     let mut c = config(json!({}), json!({}));
     let missing = c.resolve_secrets(|_| None).unwrap_err().to_string();

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::jwks::{KeyState, KidRefetch};
 use crate::policy::Issuers;
@@ -227,6 +227,42 @@ fn discovery_checks_issuer_and_host_then_fetches_jwks_uri() {
 }
 
 #[test]
+fn discovery_shares_the_introspection_endpoint_on_its_host_only() {
+    for (endpoint, want) in [
+        (json!("https://idp.test/oauth/introspect"), Some("/oauth/introspect")),
+        (json!("https://IDP.test/x"), Some("/x")),
+        (json!("https://other.test/oauth/introspect"), None),
+        (json!("https://idp.test/a b"), None),
+        (json!(42), None),
+        (Value::Null, None),
+    ] {
+        let mut slot = remote_slot(0, true);
+        slot.observe(&SharedState::default());
+        slot.claim(0).unwrap();
+        slot.started(1, 0);
+        let mut doc = json!({"issuer": ISS, "jwks_uri": "https://idp.test/jwks"});
+        if !endpoint.is_null() {
+            doc["introspection_endpoint"] = endpoint.clone();
+        }
+        assert!(matches!(
+            slot.on_response(Ok((200, doc.to_string().into_bytes())), Some(&Issuers::single(ISS))),
+            Step::Next(_)
+        ));
+        slot.started(2, 10);
+        assert!(matches!(
+            slot.on_response(Ok((200, JWKS.as_bytes().to_vec())), Some(&Issuers::single(ISS))),
+            Step::Fetched { .. }
+        ));
+        let next = slot.complete(20, &SharedState::default(), Some(1), 0);
+        assert_eq!(next.introspection_path.as_deref(), want, "{endpoint}");
+        // Every VM reads it from the shared record.
+        let mut other = remote_slot(0, true);
+        other.observe(&SharedState::decode(&next.encode()).unwrap());
+        assert_eq!(other.introspection_path(), want);
+    }
+}
+
+#[test]
 fn shared_state_round_trips_and_rejects_garbage() {
     let s = SharedState {
         generation: 3,
@@ -237,8 +273,12 @@ fn shared_state_round_trips_and_rejects_garbage() {
         lease_owner: 7,
         kid_refetch_ms: 8,
         attempt_done_ms: 9,
+        introspection_path: Some("/introspect".into()),
     };
     assert_eq!(SharedState::decode(&s.encode()), Some(s));
+    // A record written before the field existed still decodes.
+    let old = br#"{"generation":3,"fetched_ms":4,"next_fetch_ms":5,"failures":1,"lease_until_ms":6,"lease_owner":7,"kid_refetch_ms":8,"attempt_done_ms":9}"#;
+    assert_eq!(SharedState::decode(old).map(|s| s.introspection_path), Some(None));
     assert_eq!(SharedState::decode(b"garbage"), None);
     assert_eq!(decode_body(&encode_body(2, 3, b"x")), Some((2, 3, &b"x"[..])));
     assert_eq!(decode_body(b"short"), None);

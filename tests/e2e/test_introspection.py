@@ -111,7 +111,14 @@ def guard(op):
             "http_uri": {"uri": f"{op['issuer']}/token/introspection", "cluster": "op", "timeout": "3s"},
             "client_id": "api", "client_secret_env": SECRET_ENV,
             "negative_cache_duration": "2s", "max_in_flight": MAX_IN_FLIGHT},
-    }}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "op"}}]}
+    }, "disc": {
+        # The endpoint from the discovery document's introspection_endpoint (no http_uri).
+        "issuer": op["issuer"], "audiences": [OPAQUE],
+        "discovery": {"http_uri": {"uri": f"{op['issuer']}/.well-known/openid-configuration", "cluster": "op",
+                                   "timeout": "5s"}},
+        "introspection": {"client_id": "api", "client_secret_env": SECRET_ENV},
+    }}, "rules": [{"match": {"prefix": "/d/"}, "requires": {"provider_name": "disc"}},
+                  {"match": {"prefix": "/"}, "requires": {"provider_name": "op"}}]}
     routes = """              - match: {prefix: "/"}
                 route: {cluster: upstream}"""
     filters = wasm_filter_yaml(WASM, json.dumps(config), env={SECRET_ENV: op["api_secret"]})
@@ -160,6 +167,14 @@ def test_an_active_token_passes_once_asked_and_then_from_the_cache(guard):
     assert f"Basic {basic}" in proxy.authorizations
     assert all(b.endswith("&token_type_hint=access_token") for b in proxy.bodies)
     assert wait_until(lambda: stat(guard, "jwt_guard.provider.op.introspection.calls") >= 1, 5)
+
+
+def test_the_endpoint_can_come_from_the_discovery_document(guard):
+    proxy, token = guard["proxy"], opaque_token(guard["op"])
+    before = proxy.calls
+    r = request(guard["listen"], "/d/items", [("authorization", f"Bearer {token}")])
+    assert r.status == 200, r.body
+    assert proxy.calls == before + 1, "asked at the discovered /token/introspection"
 
 
 def test_every_call_says_it_is_jwt_guard(guard):

@@ -117,10 +117,11 @@ fn check_config(args: &[String]) -> Result<ExitCode, String> {
                 ClientSecret::Env(name) => format!("the secret from the VM's environment variable {name}"),
                 _ => "the inline client_secret".to_string(),
             };
+            let at = if i.discovered { format!("the introspection_endpoint {} names", i.uri) } else { i.uri.clone() };
             println!(
-                "  provider {}: introspects tokens that are not JWTs at {} through cluster {:?} as client {:?}, \
+                "  provider {}: introspects tokens that are not JWTs at {at} through cluster {:?} as client {:?}, \
                  with {secret}",
-                p.name, i.uri, i.cluster, i.client_id
+                p.name, i.cluster, i.client_id
             );
         }
     }

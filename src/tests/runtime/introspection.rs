@@ -211,3 +211,31 @@ fn a_call_the_proxy_cancelled_frees_its_place_after_its_timeout() {
     assert_eq!(host.arrive(plugin, 3, Some("Bearer another-opaque-token")), Action::Pause);
     assert_eq!(host.posted.len(), 2, "the forgotten call's place is free again");
 }
+
+#[test]
+fn a_discovered_endpoint_is_asked_once_the_document_has_named_it() {
+    let config = config_with(
+        json!({"local_jwks": null,
+               "discovery": {"http_uri": {"uri": "https://issuer.test/.well-known/openid-configuration",
+                                          "cluster": "idp", "timeout": "2s"}},
+               "introspection": {"client_id": "api", "client_secret": "s3cret"}}),
+        json!({}),
+    );
+    let mut host = FakeHost { now: NOW * 1000, ..FakeHost::default() };
+    let mut plugin = Plugin::new(config, host.now, 1);
+    plugin.define_metrics(&mut host);
+    // Before the document: the request waits, nothing is asked.
+    assert_eq!(host.arrive(&mut plugin, 1, Some(TOKEN)), Action::Pause);
+    assert!(host.posted.is_empty());
+    plugin.on_tick(&mut host);
+    assert_eq!(host.dispatched.len(), 1, "the discovery document");
+    let doc = json!({"issuer": ISS, "jwks_uri": "https://issuer.test/jwks",
+                     "introspection_endpoint": "https://issuer.test/token/introspection"});
+    answer(&mut plugin, &mut host, 1, Some(200), Some(doc.to_string().into_bytes()));
+    answer(&mut plugin, &mut host, 2, Some(200), Some(JWKS.as_bytes().to_vec()));
+    assert_eq!(host.posted.len(), 1, "asked once the keys (and the document) landed");
+    let path = host.posted[0].1.iter().find(|(k, _)| k == ":path").map(|(_, v)| v.clone());
+    assert_eq!(path.as_deref(), Some("/token/introspection"));
+    answer(&mut plugin, &mut host, 3, Some(200), Some(active_answer()));
+    assert!(host.requests[&1].resumed);
+}
