@@ -142,6 +142,24 @@ pub fn dpop_claims(jti: &str, method: &str, htu: &str, token: &str) -> Value {
     json!({"jti": jti, "htm": method, "htu": htu, "iat": NOW, "ath": crate::authn::dpop::access_token_hash(token)})
 }
 
+/// The URL the DPoP tests' requests address (`https`, `api.test`, `/items`).
+pub const DPOP_HTU: &str = "https://api.test/items";
+
+/// The thumbprint of the `ec-1` test key, which DPoP tests' clients sign their proofs with.
+pub fn ec_jkt() -> String {
+    crate::jwks::jwk_thumbprint(public_jwk("ec-1").as_object().unwrap()).unwrap()
+}
+
+/// An access token bound to the `ec-1` key (`cnf.jkt`).
+pub fn bound_token() -> String {
+    access_token(json!({"cnf": {"jkt": ec_jkt()}}))
+}
+
+/// A fresh ES256 proof by `ec-1` for GET `DPOP_HTU` with `token`.
+pub fn proof_for(token: &str, jti: &str) -> String {
+    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), dpop_claims(jti, "GET", DPOP_HTU, token))
+}
+
 /// A DPoP proof signed by `alg`'s test key, carrying `jwk`, with `header` and `claims` patches.
 pub fn dpop_proof(alg: Algorithm, jwk: Value, header: Value, claims: Value) -> String {
     let mut h = json!({"typ": "dpop+jwt", "alg": format!("{alg:?}"), "jwk": jwk});

@@ -9,21 +9,8 @@ use serde_json::json;
 
 use super::*;
 use crate::decision::proof_memory::{bucket_key, proof_key, record, Record, WAYS};
-use crate::jwks::jwk_thumbprint;
 
-const HTU: &str = "https://api.test/items";
-
-fn jkt() -> String {
-    jwk_thumbprint(public_jwk("ec-1").as_object().unwrap()).unwrap()
-}
-
-fn token() -> String {
-    access_token(json!({"cnf": {"jkt": jkt()}}))
-}
-
-fn proof(token: &str, jti: &str) -> String {
-    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), dpop_claims(jti, "GET", HTU, token))
-}
+const HTU: &str = DPOP_HTU;
 
 fn vms(n: u64, replay_cache_size: usize) -> Vec<(Plugin, FakeHost)> {
     let store = Rc::new(RefCell::new(Store::default()));
@@ -58,23 +45,23 @@ fn send(plugin: &mut Plugin, host: &mut FakeHost, id: u32, token: &str, proof: &
 #[test]
 fn a_proof_accepted_by_one_vm_is_refused_by_every_other() {
     let mut vms = vms(4, 10_000);
-    let (t, p) = (token(), proof(&token(), "j-1"));
+    let (t, p) = (bound_token(), proof_for(&bound_token(), "j-1"));
     let statuses: Vec<u32> = vms.iter_mut().map(|(plugin, host)| send(plugin, host, 1, &t, &p)).collect();
     assert_eq!(statuses, vec![200, 401, 401, 401]);
     let (plugin, host) = &mut vms[3];
     plugin.on_tick(host);
     assert_eq!(host.metric("jwt_guard.requests.denied.dpop_replay"), 1);
     // A new proof passes anywhere.
-    assert_eq!(send(plugin, host, 2, &t, &proof(&t, "j-2")), 200);
+    assert_eq!(send(plugin, host, 2, &t, &proof_for(&t, "j-2")), 200);
 }
 
 #[test]
 fn two_vms_racing_on_one_proof_admit_exactly_one() {
     let mut vms = vms(2, 10_000);
-    let (t, p) = (token(), proof(&token(), "race"));
+    let (t, p) = (bound_token(), proof_for(&bound_token(), "race"));
     // VM 1 reads the bucket, then VM 0 records the same proof before VM 1 writes: VM 1's CAS
     // fails, it reads again and finds the proof.
-    let key = proof_key(&jkt(), "race", "GET", HTU);
+    let key = proof_key(&ec_jkt(), "race", "GET", HTU);
     let bucket = bucket_key("p", &key, crate::decision::proof_memory::buckets(10_000));
     let Record::Write(theirs) = record(&[], &key, NOW + 120, NOW) else { panic!() };
     vms[1].1.race = Some((bucket, theirs));
@@ -88,15 +75,15 @@ fn a_full_bucket_refuses_new_proofs_rather_than_forget_a_live_one_until_they_exp
     // replay_cache_size WAYS: one bucket.
     let mut vms = vms(1, WAYS);
     let (plugin, host) = &mut vms[0];
-    let t = token();
+    let t = bound_token();
     for i in 0..WAYS as u32 {
-        assert_eq!(send(plugin, host, i + 1, &t, &proof(&t, &format!("j-{i}"))), 200);
+        assert_eq!(send(plugin, host, i + 1, &t, &proof_for(&t, &format!("j-{i}"))), 200);
     }
-    assert_eq!(send(plugin, host, 100, &t, &proof(&t, "j-last")), 503);
+    assert_eq!(send(plugin, host, 100, &t, &proof_for(&t, "j-last")), 503);
     plugin.on_tick(host);
     assert_eq!(host.metric("jwt_guard.requests.denied.dpop_replay_cache_full"), 1);
     // The first proofs are still refused as replays, not forgotten.
-    assert_eq!(send(plugin, host, 101, &t, &proof(&t, "j-0")), 401);
+    assert_eq!(send(plugin, host, 101, &t, &proof_for(&t, "j-0")), 401);
     // Once they expire (iat + max_proof_age 60 s + skew 60 s), there is room again.
     host.now += 121_000;
     let fresh = dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), {
@@ -111,12 +98,12 @@ fn a_full_bucket_refuses_new_proofs_rather_than_forget_a_live_one_until_they_exp
 fn shared_data_that_fails_refuses_the_proof() {
     let mut vms = vms(1, 10_000);
     let (plugin, host) = &mut vms[0];
-    let t = token();
+    let t = bound_token();
     host.failing.insert("set_shared", HostStatus::INTERNAL_FAILURE);
-    assert_eq!(send(plugin, host, 1, &t, &proof(&t, "a")), 503);
+    assert_eq!(send(plugin, host, 1, &t, &proof_for(&t, "a")), 503);
     host.failing.clear();
     host.failing.insert("get_shared", HostStatus::INTERNAL_FAILURE);
-    assert_eq!(send(plugin, host, 2, &t, &proof(&t, "b")), 503);
+    assert_eq!(send(plugin, host, 2, &t, &proof_for(&t, "b")), 503);
 }
 
 fn nonce_vms(n: u64, store: Rc<RefCell<Store>>) -> Vec<(Plugin, FakeHost)> {
@@ -139,10 +126,10 @@ fn nonce_proof(token: &str, jti: &str, nonce: &str, iat: u64) -> String {
 #[test]
 fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_envoy() {
     let mut vms = nonce_vms(4, Rc::new(RefCell::new(Store::default())));
-    let t = token();
+    let t = bound_token();
     let nonce = {
         let (plugin, host) = &mut vms[0];
-        assert_eq!(send(plugin, host, 1, &t, &proof(&t, "first")), 401);
+        assert_eq!(send(plugin, host, 1, &t, &proof_for(&t, "first")), 401);
         let r = host.requests[&1].response.as_ref().unwrap();
         assert!(r.1.iter().any(|(k, v)| k == "www-authenticate" && v.contains("use_dpop_nonce")));
         r.1.iter().find(|(k, _)| k == "dpop-nonce").map(|(_, v)| v.clone()).expect("a nonce")
@@ -163,8 +150,8 @@ fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_en
 fn a_success_with_a_nonce_in_its_last_half_life_carries_the_next_on_the_response() {
     let mut vms = nonce_vms(1, Rc::new(RefCell::new(Store::default())));
     let (plugin, host) = &mut vms[0];
-    let t = token();
-    send(plugin, host, 1, &t, &proof(&t, "first"));
+    let t = bound_token();
+    send(plugin, host, 1, &t, &proof_for(&t, "first"));
     let nonce =
         host.requests[&1].response.as_ref().unwrap().1.iter().find(|(k, _)| k == "dpop-nonce").unwrap().1.clone();
     host.now += 150_000; // the nonce's second window

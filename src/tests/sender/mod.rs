@@ -20,7 +20,7 @@ mod certificates;
 mod client_keys;
 mod nonces;
 
-const HTU: &str = "https://api.test/items";
+const HTU: &str = DPOP_HTU;
 
 struct World {
     engine: Engine,
@@ -59,18 +59,6 @@ impl World {
         let states: Vec<KeyState<'_>> = self.keys.iter().map(|k| KeyState::Ready(k, KidRefetch::Exhausted)).collect();
         self.engine.decide(&req, &states, self.now, &mut self.caches)
     }
-}
-
-fn ec_jkt() -> String {
-    jwk_thumbprint(public_jwk("ec-1").as_object().unwrap()).unwrap()
-}
-
-fn bound_token() -> String {
-    access_token(json!({"cnf": {"jkt": ec_jkt()}}))
-}
-
-fn proof_for(token: &str, jti: &str) -> String {
-    dpop_proof(Algorithm::ES256, public_jwk("ec-1"), json!({}), dpop_claims(jti, "GET", HTU, token))
 }
 
 fn proof_with(token: &str, claims: Value) -> String {
