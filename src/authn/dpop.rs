@@ -8,6 +8,8 @@
 //! a proof is good at one Envoy only; within it the proof memory (`decision::proof_memory`)
 //! accepts it once.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -18,6 +20,7 @@ use crate::deny::Reason;
 use crate::jwks::{jwk_thumbprint, Family, KeySet};
 use crate::policy::{normalize_authority, Dpop};
 use crate::token::base64url;
+use crate::token::percent::escape_at;
 use crate::token::vocabulary::{normalize_typ, parse_algorithm};
 use crate::token::{self, Shape};
 
@@ -193,17 +196,11 @@ pub fn normalize_path(path: &str) -> Option<String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let text = std::str::from_utf8(hex).ok()?;
-            let v = u8::from_str_radix(text, 16).ok()?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
+            let v = escape_at(bytes, i)?;
             if is_unreserved(v) {
                 out.push(v as char);
             } else {
-                out.push('%');
-                out.push_str(&text.to_ascii_uppercase());
+                let _ = write!(out, "%{v:02X}");
             }
             i += 3;
         } else {

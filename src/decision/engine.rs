@@ -1,6 +1,7 @@
 //! The decision for one request: the matching rules in order, each authenticating through its
 //! requirement (`requirement`) and reading its conditions by its action (`grants`), and the
-//! outcome: let through (header changes: `mutations`), refuse (`refusal`), or wait for keys.
+//! outcome: let through (header changes: `mutations`), refuse (`refusal`), or wait for keys
+//! or an introspection answer.
 //! Everything here is pure: time, headers and key sets come in as arguments.
 
 use std::rc::Rc;
@@ -165,10 +166,7 @@ impl Engine {
             refetch: Vec::new(),
             answers,
             // Re-borrowed for this evaluation (a shorter trait-object lifetime than `'m`).
-            proofs: match proofs {
-                Some(p) => Some(p),
-                None => None,
-            },
+            proofs: proofs.map(|p| p as &mut dyn ProofMemory),
             introspect: Vec::new(),
             introspected_at: None,
             nonce_secret,
@@ -266,8 +264,8 @@ impl Engine {
             };
         match result {
             Eval::Wait => Step::Decided(Outcome::Wait {
-                refetch: ev.refetch.clone(),
-                introspect: ev.introspect.clone(),
+                refetch: std::mem::take(&mut ev.refetch),
+                introspect: std::mem::take(&mut ev.introspect),
                 protocol,
             }),
             Eval::Fail(reason, p) => Step::Decided(self.refused(unmet(reason, p, ev, None), protocol)),

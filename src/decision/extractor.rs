@@ -4,6 +4,7 @@
 
 use crate::deny::Reason;
 use crate::policy::{Extraction, HeaderSource};
+use crate::token::percent::escape_at;
 
 /// Request headers as the host gives them: lower-case names, raw value bytes (values need not
 /// be UTF-8, and must not be able to panic us).
@@ -173,10 +174,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            // Two hex digits, exactly: `from_str_radix` alone would take "%+1" as 0x01.
-            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(escape_at(bytes, i)?);
             i += 3;
         } else {
             out.push(bytes[i]);

@@ -42,7 +42,12 @@ pub fn proof_key(jkt: &str, jti: &str, htm: &str, htu: &str) -> ProofKey {
 pub fn bucket_key(provider: &str, key: &ProofKey, buckets: usize) -> String {
     let mut n = [0u8; 8];
     n.copy_from_slice(&key[16..24]);
-    format!("jwt-guard.dpop.{provider}.{}", u64::from_be_bytes(n) % buckets.max(1) as u64)
+    bucket_name(provider, u64::from_be_bytes(n) % buckets.max(1) as u64)
+}
+
+/// The shared-data key of `provider`'s bucket number `index`.
+pub fn bucket_name(provider: &str, index: u64) -> String {
+    format!("jwt-guard.dpop.{provider}.{index}")
 }
 
 /// Buckets for a `replay_cache_size`: at least one.

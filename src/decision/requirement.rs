@@ -52,8 +52,9 @@ pub(super) struct Evaluation<'e, 'r, 'k> {
     pub(super) renew_nonce: Option<usize>,
     /// The Envoy-wide DPoP proof memory, where there is a proxy.
     pub(super) proofs: Option<&'r mut dyn ProofMemory>,
-    /// The endpoint this request's opaque token was shown to: never a second one.
-    pub(super) introspected_at: Option<(String, &'e str)>,
+    /// The endpoint this request's opaque token was shown to, and the verifier whose token it
+    /// was (its `found`): never a second endpoint.
+    pub(super) introspected_at: Option<(usize, &'e str)>,
 }
 
 impl Evaluation<'_, '_, '_> {
@@ -153,13 +154,13 @@ impl Evaluation<'_, '_, '_> {
         if let Err(r) = found.check() {
             return ProviderOutcome::Failed(r);
         }
-        match &self.introspected_at {
-            Some((t, uri)) if *t == found.token && *uri != intro.uri => {
+        match self.introspected_at {
+            Some((v, uri)) if uri != intro.uri && self.found[v].as_ref().is_some_and(|f| f.token == found.token) => {
                 // Another rule's provider asked another endpoint: that server did not vouch here.
                 return ProviderOutcome::Failed(Reason::Issuer);
             }
             Some(_) => {}
-            None => self.introspected_at = Some((found.token.clone(), &intro.uri)),
+            None => self.introspected_at = Some((i, &intro.uri)),
         }
         let cache = &mut self.caches[i];
         let verdict = match cache.get(&found.token, self.now, provider.clock_skew_seconds) {

@@ -1,5 +1,6 @@
 //! Route rules: the rules whose match fits (path, method, headers, host), in order; the first
-//! decides what the request needs unless its action hands the request on. Paths are matched without the query string, as Envoy's route matching does.
+//! decides what the request needs unless its action hands the request on. Paths are matched
+//! without the query string, as Envoy's route matching does.
 //! Path normalization (`//`, `%2F`, `..`) is Envoy's job: the shipped configs turn on
 //! `normalize_path` and `merge_slashes` so `/admin` cannot be reached as `//admin`.
 

@@ -13,8 +13,6 @@ use crate::decision::Request;
 use crate::deny::Reason;
 use crate::policy::{DpopMode, Provider};
 
-/// `Ok(true)`: passed, with a DPoP nonce in its last window, so the response should carry the
-/// next one.
 /// Where a request's DPoP proof is remembered: the Envoy-wide memory when there is one (`shared`,
 /// with the provider's index), else the verifier's own per-VM memory.
 pub struct ProofStore<'a, 'm> {
@@ -23,6 +21,8 @@ pub struct ProofStore<'a, 'm> {
     pub nonce_secret: Option<&'a NonceSecret>,
 }
 
+/// `Ok(true)`: passed, with a DPoP nonce in its last window, so the response should carry the
+/// next one.
 pub fn check_sender(
     provider: &Provider,
     binding: &Binding,

@@ -12,8 +12,7 @@
 //!   window, up to `dpop.replay_cache_size`, so a replayed proof is refused. It serves where
 //!   there is no proxy (the CLI, tests); in Envoy the proof memory is Envoy-wide
 //!   (`decision::proof_memory`). When more proofs than its size arrive within one window the
-//!   oldest are forgotten. It is
-//!   not cleared when keys change: a used proof stays used.
+//!   oldest are forgotten. It is not cleared when keys change: a used proof stays used.
 //!
 //! Keys are the token strings themselves, hashed with std's SipHash seeded per process: an
 //! attacker can neither collide entries nor confuse two tokens. Get, put and eviction are

@@ -25,20 +25,6 @@ const RSA_BYTES: std::ops::RangeInclusive<usize> = 256..=512;
 /// Keys prepared for the fast verifiers, per key set. Each costs memory in every VM (about
 /// 2 KB for RSA, 400 KB for P-256, 900 KB for P-384) and setup time when the set is adopted.
 /// Keys past the cap still verify, through jsonwebtoken's verifier, a few times slower.
-/// Prepares one key for its fast verifier if it is RSA or P-256 (a DPoP client's, which has no
-/// key set); P-384 tables are too large to build per client. True if it now has one.
-pub fn prepare_one(key: &mut Key) -> bool {
-    let curve = match key.family {
-        Family::Rsa => Curve::Rsa,
-        Family::P256 => Curve::P256,
-        _ => return false,
-    };
-    if key.prepared.is_none() {
-        key.prepared = prepare(curve, &key.decoding).map(Arc::new);
-    }
-    key.prepared.is_some()
-}
-
 fn prepare_cap(curve: Curve) -> usize {
     match curve {
         Curve::Rsa => 256,
@@ -336,6 +322,16 @@ fn parse_key(jwk: &Value) -> Result<Key, String> {
         }
     }
     Ok(Key { kid, alg, family, size, decoding, prepared: None })
+}
+
+/// Prepares one key for its fast verifier if it is RSA or P-256 (a DPoP client's, which has no
+/// key set); P-384 tables are too large to build per client. True if it now has one.
+pub fn prepare_one(key: &mut Key) -> bool {
+    let Some(curve @ (Curve::Rsa | Curve::P256)) = curve_of(key.family) else { return false };
+    if key.prepared.is_none() {
+        key.prepared = prepare(curve, &key.decoding).map(Arc::new);
+    }
+    key.prepared.is_some()
 }
 
 fn curve_of(family: Family) -> Option<Curve> {

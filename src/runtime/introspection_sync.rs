@@ -52,8 +52,9 @@ fn read_slot(host: &mut impl Host, key: &str) -> HostResult<(Slot, Option<u32>)>
 }
 
 pub struct Introspector {
-    /// Per provider: its endpoint (if it introspects) and its name, for logs.
-    endpoints: Vec<(Option<Introspection>, String)>,
+    /// Per provider: its endpoint (if it introspects) and its name, for logs; shared, so a call
+    /// borrows them without copying the configuration.
+    endpoints: Vec<(Option<Rc<Introspection>>, Rc<str>)>,
     answers: Vec<Answers>,
     calls: HashMap<u32, Call>,
     /// Tokens another VM is calling for: (provider, hash, slot key), looked at on each tick.
@@ -64,7 +65,11 @@ pub struct Introspector {
 impl Introspector {
     pub fn new(config: &Config, owner: u64) -> Introspector {
         Introspector {
-            endpoints: config.providers.iter().map(|p| (p.introspection.clone(), p.name.clone())).collect(),
+            endpoints: config
+                .providers
+                .iter()
+                .map(|p| (p.introspection.clone().map(Rc::new), p.name.as_str().into()))
+                .collect(),
             answers: config.providers.iter().map(|_| Answers::default()).collect(),
             calls: HashMap::new(),
             awaited: Vec::new(),
@@ -94,6 +99,7 @@ impl Introspector {
     ) -> Want {
         let Some((Some(intro), name)) = self.endpoints.get(i) else { return Want::Ready };
         let (intro, name) = (intro.clone(), name.clone());
+        let hash = token_hash(token);
         let path = match (intro.discovered, discovered) {
             (false, _) => intro.path.clone(),
             (true, (Some(p), _)) => p.to_string(),
@@ -101,11 +107,10 @@ impl Introspector {
             (true, (None, true)) => return Want::Waiting,
             (true, (None, false)) => {
                 warn!("jwt-guard: provider {name}'s discovery document names no introspection_endpoint; answering 503");
-                self.fail(host, i, token_hash(token), None, now_ms, t);
+                self.fail(host, i, hash, None, now_ms, t);
                 return Want::Ready;
             }
         };
-        let hash = token_hash(token);
         if self.answers[i].get(&hash, now_ms / 1000).is_some() {
             return Want::Ready;
         }
@@ -115,50 +120,44 @@ impl Introspector {
             return Want::Waiting;
         }
         let key = slot_key(&intro.uri, &hash, intro.cache_size);
-        // Shared data that cannot be read costs the single flight, never the answer.
-        let (needed, cas) = match read_slot(host, &key) {
-            Ok((slot, cas)) => (need(&slot, &hash, self.owner, now_ms), cas),
-            Err(s) => {
-                debug!("jwt-guard: introspection slot unreadable ({s}); calling without it");
-                (Need::Call, None)
+        // The slot, read again once if another VM wrote it between our read and our lease (most
+        // likely its own lease for this token); the second time a call goes without the lease.
+        let mut leased = false;
+        for attempt in 0..2 {
+            // Shared data that cannot be read costs the single flight, never the answer.
+            let (needed, cas) = match read_slot(host, &key) {
+                Ok((slot, cas)) => (need(&slot, &hash, self.owner, now_ms), cas),
+                Err(s) => {
+                    debug!("jwt-guard: introspection slot unreadable ({s}); calling without it");
+                    (Need::Call, None)
+                }
+            };
+            let take_lease = match needed {
+                Need::Use(s) => {
+                    t.count(Metric::IntrospectionSharedHit(i), 1);
+                    self.take(i, &s);
+                    return Want::Ready;
+                }
+                Need::Wait => {
+                    self.awaited.push((i, hash, key));
+                    return Want::Waiting;
+                }
+                Need::CallLeased => attempt == 0,
+                Need::Call => false,
+            };
+            if self.in_flight(i) >= intro.max_in_flight {
+                return Want::Overloaded;
             }
-        };
-        let leased = match needed {
-            Need::Use(s) => {
-                t.count(Metric::IntrospectionSharedHit(i), 1);
-                self.take(i, &s);
-                return Want::Ready;
+            if !take_lease {
+                break;
             }
-            Need::Wait => {
-                self.awaited.push((i, hash, key));
-                return Want::Waiting;
-            }
-            Need::CallLeased => true,
-            Need::Call => false,
-        };
-        if self.in_flight(i) >= intro.max_in_flight {
-            return Want::Overloaded;
-        }
-        let leased = leased && {
             let deadline_ms = now_ms.saturating_add(intro.timeout_ms + LEASE_MARGIN_MS);
             let lease = Slot::Lease { hash, owner: self.owner, deadline_ms };
-            match host.set_shared(&key, &lease.encode(), cas) {
-                Ok(()) => true,
-                // Another VM wrote the slot since we read it: most likely its lease for this token.
-                Err(_) => match read_slot(host, &key).map(|(slot, _)| need(&slot, &hash, self.owner, now_ms)) {
-                    Ok(Need::Wait) => {
-                        self.awaited.push((i, hash, key));
-                        return Want::Waiting;
-                    }
-                    Ok(Need::Use(s)) => {
-                        t.count(Metric::IntrospectionSharedHit(i), 1);
-                        self.take(i, &s);
-                        return Want::Ready;
-                    }
-                    _ => false,
-                },
+            if host.set_shared(&key, &lease.encode(), cas).is_ok() {
+                leased = true;
+                break;
             }
-        };
+        }
         let Some(req) = request(&intro, &path, token) else {
             warn!("jwt-guard: provider {name} has no introspection client secret; answering 503");
             self.fail(host, i, hash, leased.then_some(key), now_ms, t);

@@ -195,9 +195,9 @@ impl Plugin {
     }
 
     /// Starts what a waiting request needs (refetches, introspection calls). An answer this
-    /// VM already has, or takes from another VM, decides it again at once (at most twice: a
-    /// request waits on at most two introspection endpoints' worth of providers). A provider
-    /// with `max_in_flight` calls open refuses it with 503.
+    /// VM already has, or takes from another VM, decides it again at once, up to three times
+    /// (each decision may reach another rule's provider, with a token of its own to ask about).
+    /// A provider with `max_in_flight` calls open refuses it with 503.
     fn wait(&mut self, host: &mut impl Host, mut applied: Applied, context_id: u32) -> Applied {
         for _ in 0..3 {
             let Applied::Waiting(refetch, introspect, protocol) = &applied else { return applied };

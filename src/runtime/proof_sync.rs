@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use log::warn;
 
 use super::host::{Host, HostStatus};
-use crate::decision::proof_memory::{bucket_key, buckets, record, ProofKey, ProofMemory, Record};
+use crate::decision::proof_memory::{bucket_key, bucket_name, buckets, record, ProofKey, ProofMemory, Record};
 use crate::deny::Reason;
 use crate::policy::{Config, DpopMode};
 
@@ -39,8 +39,8 @@ impl ProofTables {
     /// here, so a VM that starts late cannot wipe what others recorded.
     pub fn create(&self, host: &mut impl Host) {
         for (name, n) in self.0.iter().flatten() {
-            for b in 0..*n {
-                let key = format!("jwt-guard.dpop.{name}.{b}");
+            for b in 0..*n as u64 {
+                let key = bucket_name(name, b);
                 if let Ok((None, None)) = host.get_shared(&key) {
                     if let Err(s) = host.set_shared(&key, &[], None) {
                         warn!("jwt-guard: could not create the DPoP proof table ({s}); proofs will be refused");

@@ -2,6 +2,7 @@
 
 pub mod base64url;
 mod jws;
+pub mod percent;
 pub mod protobuf;
 pub mod vocabulary;
 
