@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_LAYOUT := target/oci/jwt-guard
 OIDC_PROVIDER := tests/support/oidc/node_modules/.installed
 
-.PHONY: all wasm-target build build-crash-test cli envoy deps system-deps oci oci-push run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
+.PHONY: all wasm-target toolchain build build-crash-test cli envoy deps system-deps oci oci-push run test unit conformance cli-test differential differential-v8 lint e2e bench bench-core fuzz soak clean
 
 all: build
 
@@ -21,20 +21,42 @@ wasm-target:
 		rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1; \
 	fi
 
+## toolchain: the wasm target, and clippy, which compiles our own crate in every test build (below)
+toolchain: wasm-target
+	@if command -v rustup >/dev/null; then \
+		rustup component list --installed | grep -q '^clippy' || rustup component add clippy; \
+	fi
+
+## The test builds. Two, each compiled once, by make lint, and reused by every later stage:
+## - CHECKED, the host tests (unit, conformance, cli-test, differential, and the CLI the e2e tests
+##   run): the `checked` profile and one feature set. jwt_guard is also a cdylib, whose output has
+##   one name whatever the features, so a stage with other features rebuilt it (9 to 15 s each).
+## - WASM_TESTS, the tests make differential-v8 runs inside V8, whose jwt_guard.wasm is also the
+##   crash-test build of the e2e tests.
+## clippy-driver is the compiler of jwt_guard itself in both (cargo's RUSTC_WORKSPACE_WRAPPER;
+## dependencies still go to rustc): its lints come out of the compile the tests need instead of a
+## `cargo clippy` check of the same crate graph beside it (about 60 s of a cold make test). Cargo
+## counts the wrapper in jwt_guard's fingerprint, so every stage goes through these two variables.
+CLIPPY_BUILD := RUSTC_WORKSPACE_WRAPPER=clippy-driver
+CHECKED := $(CLIPPY_BUILD) cargo test --profile checked --features cli
+WASM_TESTS := $(CLIPPY_BUILD) cargo test --profile differential --target wasm32-wasip1 --features crash-test \
+	--test rsa_differential --test wycheproof
+
 ## build: the filter, target/wasm32-wasip1/release/jwt_guard.wasm
 build: wasm-target
 	cargo build --release --target wasm32-wasip1 --lib
 
-## build-crash-test: a test-only build whose VM panics on request (e2e crash recovery); never shipped
-## (In the `differential` profile, whose wasm graph make differential-v8 compiled already: only
-## jwt_guard is built, with the feature; skipped while no source changed.)
+## build-crash-test: a test-only build whose VM panics on request (e2e crash recovery); never shipped.
+## It is the jwt_guard.wasm of the wasm test build (WASM_TESTS, below), which make lint compiles:
+## skipped while no source changed.
 CRASH_WASM := target/crash-test/wasm32-wasip1/release/jwt_guard.wasm
-build-crash-test: wasm-target $(CRASH_WASM)
+build-crash-test: toolchain $(CRASH_WASM)
 
-$(CRASH_WASM): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-	cargo build --profile differential --target wasm32-wasip1 --lib --features crash-test
+$(CRASH_WASM): $(shell find src tests -name '*.rs') Cargo.toml Cargo.lock
+	$(WASM_TESTS) --no-run
 	mkdir -p $(dir $(CRASH_WASM))
-	cp target/wasm32-wasip1/differential/jwt_guard.wasm $(CRASH_WASM)
+	@# A cdylib built for tests is not copied up from deps/ as `cargo build` would.
+	cp target/wasm32-wasip1/differential/deps/jwt_guard.wasm $(CRASH_WASM)
 
 ## cli: the jwt-guard command line (check-config, explain, import) at target/release/jwt-guard
 ## (its own cargo feature: import's YAML parser never reaches the .wasm)
@@ -97,7 +119,7 @@ TEST_STAGES := lint unit conformance cli-test differential differential-v8 e2e
 ## (CI=true, fresh clones) they always run.
 PROOF_INPUTS := src/lib.rs src/testkit.rs src/deny src/crypto src/token src/jwks src/testdata \
 	tests/differential.rs tests/ecdsa_differential.rs tests/rsa_differential.rs tests/wycheproof.rs \
-	tests/common tests/vectors/wycheproof bench/v8.mjs Cargo.toml Cargo.lock rust-toolchain.toml Makefile
+	tests/common tests/vectors/wycheproof tests/support/each_test.sh bench/v8.mjs Cargo.toml Cargo.lock rust-toolchain.toml Makefile
 PROOF_STAGES := differential differential-v8
 test:
 	@mkdir -p target/proofs; : > target/test-times.txt; \
@@ -116,48 +138,45 @@ test:
 	done; \
 	echo "== make test: time per stage"; cat target/test-times.txt
 
-lint:
+## lint: rustfmt, and clippy with warnings refused on every target of both test builds (host and
+## wasm32) and on the fuzz targets. Cargo replays a fresh crate's warnings, so a warning fails
+## every run until it is fixed, not only the run that compiled it.
+lint: toolchain
 	cargo fmt --check
-	cargo clippy --all-targets --features cli -- -D warnings
-	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
+	@mkdir -p target; set -o pipefail; \
+	{ $(CHECKED) --all-targets --no-run && $(WASM_TESTS) --no-run; } 2>&1 | tee target/lint.log
+	@! grep -E '^(warning|error)' target/lint.log || { echo "lint: the warnings above are errors"; exit 1; }
 	@# The fuzz targets are their own crate: built here (not run) so they cannot silently rot.
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --manifest-path fuzz/Cargo.toml --bins --no-default-features -- -D warnings
 
-## The host test stages share the `checked` profile (Cargo.toml): one dependency graph for all.
-unit:
-	cargo test --profile checked --lib
-	cargo test --profile checked --test layers
+unit: toolchain
+	$(CHECKED) --lib
+	$(CHECKED) --test layers
 	@# The docs against the code: fields, reasons, metrics, links and anchors.
-	cargo test --profile checked --test docs
+	$(CHECKED) --test docs
 
-conformance:
-	cargo test --profile checked --test conformance -- --nocapture
+conformance: toolchain
+	$(CHECKED) --test conformance -- --nocapture
 
-cli-test:
-	cargo test --profile checked --features cli --bin jwt-guard --test cli
+cli-test: toolchain
+	$(CHECKED) --bin jwt-guard --test cli
 
 ## differential: the fast verifiers against their references (RustCrypto's rsa, p256, p384,
-## crypto-bigint) and Google's Wycheproof vectors on every signature path, natively
-differential:
-	cargo test --profile checked --test differential --test ecdsa_differential --test rsa_differential --test wycheproof -- --nocapture
+## crypto-bigint) and Google's Wycheproof vectors on every signature path, natively; each test
+## in a process of its own, one per core (tests/support/each_test.sh)
+NATIVE_PROOFS := --test differential --test ecdsa_differential --test rsa_differential --test wycheproof
+differential: toolchain
+	mkdir -p target; set -o pipefail; $(CHECKED) $(NATIVE_PROOFS) --no-run 2>&1 | tee target/proofs-native.log
+	tests/support/each_test.sh target/proofs-native.log target/proof-runs
 
 ## differential-v8: the RSA differential test and the Wycheproof vectors built for wasm32-wasip1
 ## and run inside node's V8, so the SIMD code Envoy runs is the code checked
-differential-v8: wasm-target
+differential-v8: toolchain
 	@command -v node >/dev/null || { echo "differential-v8 needs node (apt-get install nodejs)"; exit 1; }
-	mkdir -p target; set -o pipefail; cargo test --profile differential --target wasm32-wasip1 --test rsa_differential --test wycheproof --no-run 2>&1 | tee target/v8-tests.log
-	@# Every test in a node of its own, two at a time (one core each): then their output in order.
-	@mkdir -p target/v8-runs; rm -f target/v8-runs/*; echo "== inside node's V8 ($$(node --version))"; \
-	for exe in $$(sed -n 's/.*Executable.*(\(.*\)).*/\1/p' target/v8-tests.log); do \
-		node --no-warnings bench/v8.mjs $$exe --list 2>/dev/null | sed -n 's/: test$$//p' | sed "s|^|$$exe |"; \
-	done > target/v8-runs/list; \
-	test -s target/v8-runs/list || { echo "no tests listed"; exit 1; }; \
-	status=0; xargs -P 2 -L 1 sh -c 'node --no-warnings bench/v8.mjs "$$0" --exact "$$1" --nocapture > "target/v8-runs/$$1.log" 2>&1 || touch "target/v8-runs/$$1.failed"' < target/v8-runs/list || status=1; \
-	while read -r exe name; do echo "== $$name ($$(basename $$exe))"; cat "target/v8-runs/$$name.log"; \
-		if [ -e "target/v8-runs/$$name.failed" ] || ! grep -q "test result: ok. 1 passed" "target/v8-runs/$$name.log"; then \
-			echo "FAILED: $$name"; status=1; fi; \
-	done < target/v8-runs/list; exit $$status
+	mkdir -p target; set -o pipefail; $(WASM_TESTS) --no-run 2>&1 | tee target/v8-tests.log
+	@echo "== inside node's V8 ($$(node --version))"
+	tests/support/each_test.sh target/v8-tests.log target/v8-runs node --no-warnings bench/v8.mjs
 
 ## Four workers, each taking whole test modules (--dist loadfile), so a module's Envoys and fixtures
 ## stay in one process; every Envoy listens on its own free ports. The tests mostly wait on
@@ -167,8 +186,8 @@ differential-v8: wasm-target
 ## other features for rsa and jsonwebtoken and recompiled them and jwt_guard (14 s cold), and a
 ## release `make cli` is 43 s. Here `--no-run` only builds it when cli-test has not.
 e2e: build build-crash-test deps system-deps
-	cargo test --profile checked --features cli --bin jwt-guard --test cli --no-run
-	JWT_GUARD_CLI=target/checked/jwt-guard $(PYTHON) -m pytest tests/e2e -q -n 4 --dist loadfile
+	$(CHECKED) --bin jwt-guard --test cli --no-run
+	JWT_GUARD_CLI=target/checked/jwt-guard $(PYTHON) -m pytest tests/e2e -q -n 4 --dist loadfile --no-loadscope-reorder
 
 ## bench: jwt-guard beside native jwt_authn in the same Envoy (needs wrk); writes bench/results.md
 bench: build $(VENV)/.deps-installed envoy
