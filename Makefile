@@ -180,11 +180,12 @@ differential-v8: toolchain
 
 ## Four workers, each taking whole test modules (--dist loadfile), so a module's Envoys and fixtures
 ## stay in one process; every Envoy listens on its own free ports. The tests mostly wait on
-## Envoy and their servers: on 2 cores, 4 workers take 120 s where 2 took 155 s.
-## The CLI they run is the one `make cli-test` built for tests/cli.rs (the checked profile, the
-## features the test build unifies), not a build of its own: a `cargo build` of the bin resolves
-## other features for rsa and jsonwebtoken and recompiled them and jwt_guard (14 s cold), and a
-## release `make cli` is 43 s. Here `--no-run` only builds it when cli-test has not.
+## Envoy and their servers: on 2 cores, 4 workers take 120 s where 2 took 155 s. The longest
+## modules go first (tests/e2e/conftest.py), in that order (--no-loadscope-reorder).
+## The CLI they run is the host test build's (CHECKED: make lint compiled it), not a build of its
+## own: a `cargo build` of the bin resolves other features for rsa and jsonwebtoken and recompiled
+## them and jwt_guard (14 s cold), and a release `make cli` is 43 s. Here `--no-run` only builds
+## it when make lint has not.
 e2e: build build-crash-test deps system-deps
 	$(CHECKED) --bin jwt-guard --test cli --no-run
 	JWT_GUARD_CLI=target/checked/jwt-guard $(PYTHON) -m pytest tests/e2e -q -n 4 --dist loadfile --no-loadscope-reorder
