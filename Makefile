@@ -111,7 +111,7 @@ run: build $(VENV)/.deps-installed envoy
 
 ## test: lints, unit tests, conformance vectors, e2e tests in real Envoy; prints each stage's time
 TEST_STAGES := lint unit conformance cli-test differential differential-v8 e2e
-## The differential proofs (differential, differential-v8: 2 to 3 minutes on 2 cores) read only
+## The differential proofs (differential, differential-v8: about 2 minutes on 2 cores) read only
 ## PROOF_INPUTS: the four folders at the top of the layers (tests/layers.rs keeps crypto, token
 ## and jwks from importing anything below them), their tests, vectors, the build, rustc and node. Like a
 ## Bazel test cache, `make test` reruns them when the SHA-256 of those files differs from the one
