@@ -143,6 +143,8 @@ test:
 ## every run until it is fixed, not only the run that compiled it.
 lint: toolchain
 	cargo fmt --check
+	@# Downloads first, on their own: a retried download prints a warning that is not ours.
+	cargo fetch
 	@mkdir -p target; set -o pipefail; \
 	{ $(CHECKED) --all-targets --no-run && $(WASM_TESTS) --no-run; } 2>&1 | tee target/lint.log
 	@! grep -E '^(warning|error)' target/lint.log || { echo "lint: the warnings above are errors"; exit 1; }

@@ -99,7 +99,9 @@ pub enum Reason {
     /// The introspection endpoint could not answer (unreachable, timed out, 5xx or another
     /// unusable status): fails closed, with 503.
     IntrospectionUnavailable,
-    /// This worker already has `max_in_flight` introspection calls open: 503 with `Retry-After`.
+    /// This worker already has `max_in_flight` introspection calls open, or its queue of paused
+    /// requests (1,024) is full of requests waiting for introspection answers: 503 with
+    /// `Retry-After`.
     IntrospectionOverloaded,
     /// A rule with `action: deny` whose conditions hold refuses the request.
     Denied,

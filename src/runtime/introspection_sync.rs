@@ -209,7 +209,7 @@ impl Introspector {
         }
     }
 
-    /// The answer to call `token`, if it is one of ours: the provider it was for.
+    /// The answer to call `token`, if it is one of ours: the provider and token it was for.
     pub fn on_response(
         &mut self,
         host: &mut impl Host,
@@ -217,7 +217,7 @@ impl Introspector {
         (num_headers, body_size): (usize, usize),
         now_ms: u64,
         t: &mut Telemetry,
-    ) -> Option<usize> {
+    ) -> Option<(usize, TokenHash)> {
         let call = self.calls.remove(&token)?;
         let i = call.provider;
         let (Some(intro), name) = self.endpoints.get(i)? else { return None };
@@ -240,7 +240,7 @@ impl Introspector {
                 CallResult::Failed(why) => {
                     warn!("jwt-guard: provider {name}'s introspection call failed: {why}; answering 503");
                     self.fail(host, i, call.hash, call.leased, now_ms, t);
-                    return Some(i);
+                    return Some((i, call.hash));
                 }
             };
         self.take(i, &slot);
@@ -249,7 +249,7 @@ impl Introspector {
         if let Err(s) = host.set_shared(&key, &slot.encode(), None) {
             debug!("jwt-guard: could not share an introspection answer ({s})");
         }
-        Some(i)
+        Some((i, call.hash))
     }
 
     /// Looks at the slots other VMs are filling; true if an answer (or their failure) came.

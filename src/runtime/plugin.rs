@@ -17,6 +17,7 @@ use super::proof_sync::ProofTables;
 use super::telemetry::Telemetry;
 use crate::decision::extractor::header_text;
 use crate::decision::filter_state::{filter_state, PROPERTIES};
+use crate::decision::introspected::{token_hash, TokenHash};
 use crate::decision::proof_memory::ProofMemory;
 use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
@@ -45,6 +46,20 @@ enum Applied {
     Waiting(Vec<usize>, Vec<(usize, String)>, Protocol),
 }
 
+/// A paused request and the introspection answers it waits for (none: it waits for keys). An
+/// answer wakes only the requests that asked for it: a worker with n calls open decides each of
+/// their requests again once, not all n requests for each of the n answers.
+struct Parked {
+    id: u32,
+    answers: Vec<(usize, TokenHash)>,
+}
+
+impl Parked {
+    fn new(id: u32, introspect: &[(usize, String)]) -> Parked {
+        Parked { id, answers: introspect.iter().map(|(i, token)| (*i, token_hash(token))).collect() }
+    }
+}
+
 pub struct Plugin {
     engine: Engine,
     keys: KeySync,
@@ -52,7 +67,7 @@ pub struct Plugin {
     proof_tables: ProofTables,
     nonces: Nonces,
     caches: Vec<TokenCache>,
-    pending: Vec<u32>,
+    pending: Vec<Parked>,
     telemetry: Telemetry,
     served_requests: bool,
     /// The last time the host told; used if the clock call fails.
@@ -142,7 +157,7 @@ impl Plugin {
     }
 
     pub fn is_pending(&self, context_id: u32) -> bool {
-        self.pending.contains(&context_id)
+        self.pending.iter().any(|p| p.id == context_id)
     }
 
     /// Brings every provider in step with the shared record and starts fetches that are due,
@@ -157,7 +172,7 @@ impl Plugin {
         let now = self.now(host);
         let answered = self.introspector.on_tick(host, now);
         if !self.pending.is_empty() || answered {
-            self.retry_pending(host);
+            self.retry_pending(host, None);
         }
         self.record_gauges(host);
         self.telemetry.flush(host);
@@ -181,12 +196,17 @@ impl Plugin {
             Applied::Waiting(..) => match self.wait(host, applied, context_id) {
                 Applied::Continued => Action::Continue,
                 Applied::Responded => Action::Pause,
-                Applied::Waiting(_, _, protocol) => {
+                Applied::Waiting(refetch, introspect, protocol) => {
                     if self.pending.len() >= MAX_PENDING {
-                        self.respond(host, &Reason::KeysUnavailable, None, protocol);
+                        // Named for what the request waits on: keys, or only introspection answers.
+                        let (reason, provider) = match (refetch.is_empty(), introspect.first()) {
+                            (true, Some((i, _))) => (Reason::IntrospectionOverloaded, Some(*i)),
+                            _ => (Reason::KeysUnavailable, None),
+                        };
+                        self.respond(host, &reason, provider, protocol);
                     } else {
                         self.telemetry.count(Metric::Paused, 1);
-                        self.pending.push(context_id);
+                        self.pending.push(Parked::new(context_id, &introspect));
                     }
                     Action::Pause
                 }
@@ -239,7 +259,8 @@ impl Plugin {
             }
         }
         self.record_gauges(host);
-        self.retry_pending(host);
+        // An introspection answer wakes its own requests; new keys (or a call we do not know) all.
+        self.retry_pending(host, introspected);
         self.telemetry.flush(host);
     }
 
@@ -262,7 +283,7 @@ impl Plugin {
 
     /// The request went away (client reset) before its keys came.
     pub fn on_done(&mut self, context_id: u32) {
-        self.pending.retain(|id| *id != context_id);
+        self.pending.retain(|p| p.id != context_id);
         self.nonces.forget(context_id);
     }
 
@@ -272,9 +293,14 @@ impl Plugin {
         self.nonces.on_response_headers(host, context_id);
     }
 
-    fn retry_pending(&mut self, host: &mut impl Host) {
-        let waiting = std::mem::take(&mut self.pending);
-        for id in waiting {
+    /// Decides paused requests again: those waiting for `answered` (provider, token hash), or
+    /// all of them.
+    fn retry_pending(&mut self, host: &mut impl Host, answered: Option<(usize, TokenHash)>) {
+        let (waiting, rest): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| answered.is_none_or(|a| p.answers.contains(&a)));
+        self.pending = rest;
+        for Parked { id, .. } in waiting {
             if host.set_effective_context(id).is_err() {
                 continue; // the request is gone
             }
@@ -286,7 +312,7 @@ impl Plugin {
                     }
                 }
                 Applied::Responded => {}
-                Applied::Waiting(..) => self.pending.push(id),
+                Applied::Waiting(_, introspect, _) => self.pending.push(Parked::new(id, &introspect)),
             }
         }
     }

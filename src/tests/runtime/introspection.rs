@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use serde_json::json;
 
+use crate::runtime::MAX_PENDING;
+
 use super::*;
 
 const TOKEN: &str = "Bearer opaque-token-0123456789";
@@ -129,6 +131,40 @@ fn calls_per_vm_are_bounded_and_past_the_bound_get_503_with_retry_after() {
     assert_eq!(host.status(1), Some(401));
     assert_eq!(host.arrive(plugin, 4, Some("Bearer junk-dddddddddddd")), Action::Pause);
     assert_eq!(host.posted.len(), 3);
+}
+
+#[test]
+fn an_answer_wakes_only_the_requests_waiting_for_it() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    for id in 1..=20 {
+        let token = format!("Bearer token-number-{:02}-xxxxxxxx", (id - 1) / 2);
+        assert_eq!(host.arrive(plugin, id, Some(&token)), Action::Pause);
+    }
+    assert_eq!(host.posted.len(), 10, "ten tokens, two requests each");
+    for call in 1..=10u32 {
+        let before = host.switches;
+        answer(plugin, host, call, Some(200), Some(json!({"active": false}).to_string().into_bytes()));
+        assert_eq!(host.switches - before, 2, "answer {call} decides its own two requests again, no others");
+        assert_eq!(host.status(2 * call - 1), Some(401));
+        assert_eq!(host.status(2 * call), Some(401));
+        assert_eq!(plugin.pending_len(), 20 - 2 * call as usize);
+    }
+}
+
+#[test]
+fn a_full_queue_of_requests_waiting_for_answers_is_introspection_overloaded() {
+    let mut vms = vms(1, 32);
+    let (plugin, host) = &mut vms[0];
+    for id in 0..MAX_PENDING as u32 {
+        assert_eq!(host.arrive(plugin, 100 + id, Some(TOKEN)), Action::Pause);
+    }
+    assert_eq!((plugin.pending_len(), host.posted.len()), (MAX_PENDING, 1));
+    host.arrive(plugin, 5, Some(TOKEN));
+    assert_eq!(host.status(5), Some(503));
+    plugin.on_tick(host);
+    assert_eq!(host.metric("jwt_guard.requests.denied.introspection_overloaded"), 1);
+    assert_eq!(host.metric("jwt_guard.requests.denied.keys_unavailable"), 0);
 }
 
 #[test]

@@ -64,6 +64,8 @@ pub(super) struct FakeHost {
     pub(super) declared: Vec<String>,
     /// Another VM's write to this key, landing just before this VM's next CAS write to it.
     pub(super) race: Option<(String, Vec<u8>)>,
+    /// How often the plugin switched to a paused request to decide it again.
+    pub(super) switches: usize,
 }
 
 impl FakeHost {
@@ -165,6 +167,7 @@ impl Host for FakeHost {
     }
     fn set_effective_context(&mut self, id: u32) -> HostResult<()> {
         self.fails("set_effective_context")?;
+        self.switches += 1;
         self.effective = id;
         if self.requests.contains_key(&id) {
             Ok(())
