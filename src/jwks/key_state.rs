@@ -22,3 +22,22 @@ pub enum KeyState<'a> {
     /// Never loaded and the wait is over: 503.
     Unavailable,
 }
+
+/// A `KeyState` without the keys: what a waiting request's fate turns on. When it changes (the
+/// fetch deadline passing, say), the requests waiting on the provider are decided again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Ready(KidRefetch),
+    Loading,
+    Unavailable,
+}
+
+impl KeyState<'_> {
+    pub fn phase(&self) -> Phase {
+        match self {
+            KeyState::Ready(_, refetch) => Phase::Ready(*refetch),
+            KeyState::Loading => Phase::Loading,
+            KeyState::Unavailable => Phase::Unavailable,
+        }
+    }
+}

@@ -6,5 +6,5 @@ mod key_state;
 mod thumbprint;
 
 pub use key_set::{prepare_one, Family, JwksError, Key, KeySet, SelectError, MAX_CANDIDATES};
-pub use key_state::{KeyState, KidRefetch};
+pub use key_state::{KeyState, KidRefetch, Phase};
 pub use thumbprint::jwk_thumbprint;

@@ -60,6 +60,8 @@ pub type HostResult<T> = Result<T, HostStatus>;
 pub trait Host {
     /// Milliseconds since the Unix epoch, from the proxy's clock.
     fn now_ms(&self) -> HostResult<u64>;
+    /// How often the root context's tick comes, from now on.
+    fn set_tick_period(&mut self, ms: u64) -> HostResult<()>;
     /// A random number (for backoff jitter and lease owner ids); need not be cryptographic.
     fn random(&mut self) -> u64;
     /// Fills `out` from a cryptographically secure source (WASI `random_get`), for secrets.

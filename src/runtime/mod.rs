@@ -8,8 +8,10 @@ mod introspection_sync;
 mod key_sync;
 pub mod log_limit;
 pub mod metrics;
+mod paused;
 mod plugin;
 mod proof_sync;
 mod telemetry;
 
-pub use plugin::{unavailable, Action, Plugin, MAX_PENDING};
+pub use paused::{MAX_PENDING, TICK_MS, WAITING_TICK_MS};
+pub use plugin::{unavailable, Action, Plugin};

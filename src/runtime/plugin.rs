@@ -13,11 +13,12 @@ use super::host::{Host, HostResult};
 use super::introspection_sync::{Introspector, Want};
 use super::key_sync::KeySync;
 use super::metrics::{for_denial, Metric};
+use super::paused::Paused;
 use super::proof_sync::ProofTables;
 use super::telemetry::Telemetry;
 use crate::decision::extractor::header_text;
 use crate::decision::filter_state::{filter_state, PROPERTIES};
-use crate::decision::introspected::{token_hash, TokenHash};
+use crate::decision::introspected::TokenHash;
 use crate::decision::proof_memory::ProofMemory;
 use crate::decision::request_kind::protocol;
 use crate::decision::token_cache::TokenCache;
@@ -26,10 +27,6 @@ use crate::deny::response::{for_reason, Response};
 use crate::deny::{Protocol, Reason, Scheme};
 use crate::jwks::KeyState;
 use crate::policy::Config;
-
-/// At most this many requests wait for keys per VM; more get 503 at once, so a flood
-/// during an IdP outage cannot grow memory without bound.
-pub const MAX_PENDING: usize = 1024;
 
 /// What the HTTP context returns to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +43,6 @@ enum Applied {
     Waiting(Vec<usize>, Vec<(usize, String)>, Protocol),
 }
 
-/// A paused request and the introspection answers it waits for (none: it waits for keys). An
-/// answer wakes only the requests that asked for it: a worker with n calls open decides each of
-/// their requests again once, not all n requests for each of the n answers.
-struct Parked {
-    id: u32,
-    answers: Vec<(usize, TokenHash)>,
-}
-
-impl Parked {
-    fn new(id: u32, introspect: &[(usize, String)]) -> Parked {
-        Parked { id, answers: introspect.iter().map(|(i, token)| (*i, token_hash(token))).collect() }
-    }
-}
-
 pub struct Plugin {
     engine: Engine,
     keys: KeySync,
@@ -67,7 +50,7 @@ pub struct Plugin {
     proof_tables: ProofTables,
     nonces: Nonces,
     caches: Vec<TokenCache>,
-    pending: Vec<Parked>,
+    paused: Paused,
     telemetry: Telemetry,
     served_requests: bool,
     /// The last time the host told; used if the clock call fails.
@@ -117,7 +100,7 @@ impl Plugin {
             proof_tables,
             nonces,
             caches,
-            pending: Vec::new(),
+            paused: Paused::new(now_ms),
             telemetry: Telemetry::new(names),
             served_requests: false,
             last_now_ms: now_ms,
@@ -153,29 +136,44 @@ impl Plugin {
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.paused.len()
     }
 
     pub fn is_pending(&self, context_id: u32) -> bool {
-        self.pending.iter().any(|p| p.id == context_id)
+        self.paused.contains(context_id)
+    }
+
+    /// Asks the host for the tick the paused requests call for (see `WAITING_TICK_MS`).
+    fn adjust_tick(&mut self, host: &mut impl Host) {
+        if let Some(ms) = self.paused.tick_change() {
+            match host.set_tick_period(ms) {
+                Ok(()) => self.paused.tick_set(ms),
+                Err(s) => debug!("jwt-guard: the host refused a {ms} ms tick ({s})"),
+            }
+        }
     }
 
     /// Brings every provider in step with the shared record and starts fetches that are due,
-    /// then decides waiting requests again. Called at start and on every tick.
+    /// then decides waiting requests again if keys or answers changed, or a full tick passed.
+    /// Called at start and on every tick.
     pub fn on_tick(&mut self, host: &mut impl Host) {
+        let mut changed = false;
         for i in 0..self.keys.slots().len() {
             let now = self.now(host);
             if self.keys.step_provider(host, i, now, &mut self.telemetry) {
                 self.keys_changed(i);
+                changed = true;
             }
         }
         let now = self.now(host);
-        let answered = self.introspector.on_tick(host, now);
-        if !self.pending.is_empty() || answered {
+        changed |= self.introspector.on_tick(host, now);
+        let phases = self.keys.slots().iter().map(|s| s.state(now).phase()).collect();
+        if self.paused.all_due(changed, phases, now) {
             self.retry_pending(host, None);
         }
         self.record_gauges(host);
         self.telemetry.flush(host);
+        self.adjust_tick(host);
     }
 
     /// Decides the request of the current HTTP context.
@@ -197,7 +195,7 @@ impl Plugin {
                 Applied::Continued => Action::Continue,
                 Applied::Responded => Action::Pause,
                 Applied::Waiting(refetch, introspect, protocol) => {
-                    if self.pending.len() >= MAX_PENDING {
+                    if self.paused.is_full() {
                         // Named for what the request waits on: keys, or only introspection answers.
                         let (reason, provider) = match (refetch.is_empty(), introspect.first()) {
                             (true, Some((i, _))) => (Reason::IntrospectionOverloaded, Some(*i)),
@@ -206,7 +204,8 @@ impl Plugin {
                         self.respond(host, &reason, provider, protocol);
                     } else {
                         self.telemetry.count(Metric::Paused, 1);
-                        self.pending.push(Parked::new(context_id, &introspect));
+                        self.paused.park(context_id, &introspect);
+                        self.adjust_tick(host);
                     }
                     Action::Pause
                 }
@@ -262,6 +261,7 @@ impl Plugin {
         // An introspection answer wakes its own requests; new keys (or a call we do not know) all.
         self.retry_pending(host, introspected);
         self.telemetry.flush(host);
+        self.adjust_tick(host);
     }
 
     /// The VM is going away: release any fetch lease it holds so others need not wait for it
@@ -281,9 +281,10 @@ impl Plugin {
         }
     }
 
-    /// The request went away (client reset) before its keys came.
+    /// The request went away (client reset) before its keys came. The tick slows down on the
+    /// next tick or answer, not here: the host is the request's.
     pub fn on_done(&mut self, context_id: u32) {
-        self.pending.retain(|p| p.id != context_id);
+        self.paused.forget(context_id);
         self.nonces.forget(context_id);
     }
 
@@ -296,11 +297,8 @@ impl Plugin {
     /// Decides paused requests again: those waiting for `answered` (provider, token hash), or
     /// all of them.
     fn retry_pending(&mut self, host: &mut impl Host, answered: Option<(usize, TokenHash)>) {
-        let (waiting, rest): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| answered.is_none_or(|a| p.answers.contains(&a)));
-        self.pending = rest;
-        for Parked { id, .. } in waiting {
+        let now = self.now(host);
+        for id in self.paused.take(answered, now) {
             if host.set_effective_context(id).is_err() {
                 continue; // the request is gone
             }
@@ -312,7 +310,7 @@ impl Plugin {
                     }
                 }
                 Applied::Responded => {}
-                Applied::Waiting(_, introspect, _) => self.pending.push(Parked::new(id, &introspect)),
+                Applied::Waiting(_, introspect, _) => self.paused.park(id, &introspect),
             }
         }
     }

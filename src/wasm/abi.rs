@@ -122,9 +122,9 @@ pub fn log_level() -> HostResult<log::LevelFilter> {
     })
 }
 
-pub fn set_tick_period(period: Duration) -> HostResult<()> {
+pub fn set_tick_period(ms: u64) -> HostResult<()> {
     // SAFETY: no pointers.
-    check(unsafe { proxy_set_tick_period_milliseconds(u32::try_from(period.as_millis()).unwrap_or(u32::MAX)) })
+    check(unsafe { proxy_set_tick_period_milliseconds(u32::try_from(ms).unwrap_or(u32::MAX)) })
 }
 
 fn buffer(kind: u32, max: usize) -> HostResult<Vec<u8>> {
@@ -189,6 +189,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct ProxyHost;
 
 impl Host for ProxyHost {
+    fn set_tick_period(&mut self, ms: u64) -> HostResult<()> {
+        set_tick_period(ms)
+    }
+
     fn now_ms(&self) -> HostResult<u64> {
         let mut nanos = 0u64;
         // SAFETY: the host writes one u64.

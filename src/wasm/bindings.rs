@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use log::{error, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -13,10 +12,7 @@ use super::abi::{self, ProxyHost};
 use crate::policy::Config;
 #[cfg(feature = "crash-test")]
 use crate::runtime::host::Host;
-use crate::runtime::{unavailable, Action, Plugin};
-
-/// How often the root context wakes to start refreshes and enforce deadlines.
-const TICK: Duration = Duration::from_millis(200);
+use crate::runtime::{unavailable, Action, Plugin, TICK_MS};
 
 proxy_wasm::main! {{
     abi::install_logger();
@@ -70,10 +66,10 @@ impl RootContext for Root {
                 }
             };
         self.plugin = Some(Rc::new(RefCell::new(Plugin::configure(config, &mut ProxyHost))));
-        // The first tick (within TICK) starts the fetch. Not here: Envoy also configures a
+        // The first tick (within TICK_MS) starts the fetch. Not here: Envoy also configures a
         // short-lived base VM that is destroyed at once, and a fetch it started would hold
         // the shared lease while nobody could receive the answer.
-        if let Err(s) = abi::set_tick_period(TICK) {
+        if let Err(s) = abi::set_tick_period(TICK_MS) {
             error!("jwt-guard: the host refused a tick period ({s}): keys will not load");
         }
         true

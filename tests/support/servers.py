@@ -16,10 +16,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-# Ports are handed out from a slice of 10000-29999 per pytest-xdist worker, below Linux's
+# Ports are handed out from a slice of 10100-30099 per pytest-xdist worker, below Linux's
 # ephemeral range (32768 and up): asking the kernel for port 0 can give two callers the same
 # port once the first has closed its probe socket (an Envoy's admin and listener ports were
-# seen to collide), and outgoing connections take ephemeral ports too.
+# seen to collide), and outgoing connections take ephemeral ports too. Above make run's demo
+# (10000-10003), which test_makefile.py starts while the other workers run: a server of theirs
+# on 10001 once made it fail with "Address already in use".
+_FIRST_PORT = 10100
 _SLICE = 2500
 _handed_out: set[int] = set()
 _cursor: list[int] = []
@@ -28,7 +31,7 @@ _cursor: list[int] = []
 def free_port() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker[2:]) if worker[2:].isdigit() else 0
-    low = 10000 + (index % 8) * _SLICE
+    low = _FIRST_PORT + (index % 8) * _SLICE
     if not _cursor:
         _cursor.append(low + (os.getpid() * 7) % _SLICE)
     for _ in range(_SLICE):

@@ -6,8 +6,9 @@ use crate::runtime::{Action, Plugin};
 use crate::testkit::*;
 
 /// Every host call the plugin makes, by the name the fake host fails it under.
-const CALLS: [&str; 19] = [
+const CALLS: [&str; 20] = [
     "now_ms",
+    "set_tick_period",
     "dispatch_get",
     "call_response_header",
     "call_response_body",

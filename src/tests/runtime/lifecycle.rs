@@ -1,8 +1,5 @@
 //! Pause, fetch, resume, deadlines, bounds, and four VMs sharing one fetch.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use serde_json::json;
 
 use super::*;
@@ -168,31 +165,13 @@ fn jwks_signed_token(kid: &str, key: &jsonwebtoken::EncodingKey) -> String {
     format!("Bearer {}", sign_raw(&header, &access_claims().to_string(), jsonwebtoken::Algorithm::RS256, key))
 }
 
-/// Four VMs of one Envoy (one shared store), ticking in turn.
-fn four_vms() -> Vec<(Plugin, FakeHost)> {
-    let store = Rc::new(RefCell::new(Store::default()));
-    (0..4)
-        .map(|i| {
-            let host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
-            (Plugin::new(remote_config(), host.now, 100 + i), host)
-        })
-        .collect()
-}
-
-fn tick_all(vms: &mut [(Plugin, FakeHost)], advance: u64) {
-    for (plugin, host) in vms.iter_mut() {
-        host.now += advance;
-        plugin.on_tick(host);
-    }
-}
-
 fn total_fetches(vms: &[(Plugin, FakeHost)]) -> usize {
     vms.iter().map(|(_, h)| h.dispatched.len()).sum()
 }
 
 #[test]
 fn four_vms_share_one_fetch_per_refresh() {
-    let mut vms = four_vms();
+    let mut vms = vms_of_one_envoy(4);
     tick_all(&mut vms, 0);
     assert_eq!(total_fetches(&vms), 1, "one VM took the lease");
     let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
@@ -329,7 +308,7 @@ fn discovery_fetches_the_document_then_the_jwks() {
 
 #[test]
 fn a_vm_that_goes_away_mid_fetch_hands_the_lease_back() {
-    let mut vms = four_vms();
+    let mut vms = vms_of_one_envoy(4);
     tick_all(&mut vms, 0);
     let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
     {
@@ -400,7 +379,7 @@ fn a_vm_that_serves_no_requests_leaves_the_cache_gauge_alone() {
 
 #[test]
 fn a_vm_uses_keys_another_vm_published_without_waiting_for_its_tick() {
-    let mut vms = four_vms();
+    let mut vms = vms_of_one_envoy(4);
     tick_all(&mut vms, 0);
     let fetcher = vms.iter().position(|(_, h)| !h.dispatched.is_empty()).unwrap();
     {

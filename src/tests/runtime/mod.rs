@@ -5,6 +5,7 @@ mod host_faults;
 mod introspection;
 mod lifecycle;
 mod proofs;
+mod tick;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ pub(super) struct FakeHost {
     pub(super) race: Option<(String, Vec<u8>)>,
     /// How often the plugin switched to a paused request to decide it again.
     pub(super) switches: usize,
+    /// The tick period the plugin last asked for.
+    pub(super) tick_ms: Option<u64>,
 }
 
 impl FakeHost {
@@ -78,6 +81,11 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
+    fn set_tick_period(&mut self, ms: u64) -> HostResult<()> {
+        self.fails("set_tick_period")?;
+        self.tick_ms = Some(ms);
+        Ok(())
+    }
     fn now_ms(&self) -> HostResult<u64> {
         self.fails("now_ms")?;
         Ok(self.now)
@@ -247,6 +255,24 @@ impl Host for FakeHost {
 }
 
 /// Delivers an answer to fetch `token`: `status` None is a call that failed without one.
+/// `n` VMs of one Envoy (one shared store) with remote keys, ticking in turn.
+pub(super) fn vms_of_one_envoy(n: u64) -> Vec<(Plugin, FakeHost)> {
+    let store = Rc::new(RefCell::new(Store::default()));
+    (0..n)
+        .map(|i| {
+            let host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
+            (Plugin::new(remote_config(), host.now, 100 + i), host)
+        })
+        .collect()
+}
+
+pub(super) fn tick_all(vms: &mut [(Plugin, FakeHost)], advance: u64) {
+    for (plugin, host) in vms.iter_mut() {
+        host.now += advance;
+        plugin.on_tick(host);
+    }
+}
+
 pub(super) fn answer(plugin: &mut Plugin, host: &mut FakeHost, token: u32, status: Option<u32>, body: Option<Vec<u8>>) {
     let body = body.unwrap_or_default();
     let size = body.len();
