@@ -139,6 +139,11 @@ pub struct KeySlot {
     discovered_introspection: Option<String>,
 }
 
+/// A path a request line can carry as it is: visible ASCII, no spaces or controls.
+fn is_request_target(path: &str) -> bool {
+    path.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
 impl KeySlot {
     pub fn new(provider: &Provider, now_ms: u64, owner: u64) -> KeySlot {
         match &provider.keys {
@@ -352,7 +357,7 @@ impl KeySlot {
         if !authority.eq_ignore_ascii_case(&r.authority) {
             return Err(format!("`jwks_uri` host {authority:?} is not the discovery host {:?}", r.authority));
         }
-        if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        if !is_request_target(path) {
             return Err("`jwks_uri` has an invalid path".to_string());
         }
         // Fetched through the same cluster as the document, so it must be on the same host; a
@@ -361,7 +366,7 @@ impl KeySlot {
             .get("introspection_endpoint")
             .and_then(Value::as_str)
             .and_then(split_http_url)
-            .filter(|(a, p)| a.eq_ignore_ascii_case(&r.authority) && p.bytes().all(|b| (0x21..0x7f).contains(&b)))
+            .filter(|(a, p)| a.eq_ignore_ascii_case(&r.authority) && is_request_target(p))
             .map(|(_, p)| p.to_string());
         let req = FetchRequest {
             cluster: r.cluster.clone(),

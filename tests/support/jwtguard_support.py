@@ -28,6 +28,9 @@ from servers import EchoUpstream, JwksServer, _Server, free_port, wait_until  # 
 
 ROOT = Path(__file__).resolve().parents[2]
 OIDC = ROOT / "tests" / "support" / "oidc"
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
+# The command line: `make e2e` points this at the host test build (make lint compiled it).
+CLI = Path(os.environ.get("JWT_GUARD_CLI", ROOT / "target" / "release" / "jwt-guard"))
 
 
 @contextmanager
@@ -50,9 +53,6 @@ def oidc_provider(api_base: str, **env):
         proc.terminate()
         proc.wait(timeout=10)
         os.unlink(log.name)
-WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
-# The command line: `make e2e` points this at the build its host test stages already made.
-CLI = Path(os.environ.get("JWT_GUARD_CLI", ROOT / "target" / "release" / "jwt-guard"))
 
 
 # ------------------------------------------------------------------ keys and tokens

@@ -1,9 +1,6 @@
 //! Introspection through the runtime: one call per new token however many requests and VMs
 //! want it, answers shared between VMs, calls bounded per VM, failures closed and recovered.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use serde_json::json;
 
 use crate::runtime::MAX_PENDING;
@@ -27,15 +24,11 @@ fn active_answer() -> Vec<u8> {
 }
 
 fn vms(n: u64, max_in_flight: usize) -> Vec<(Plugin, FakeHost)> {
-    let store = Rc::new(RefCell::new(Store::default()));
-    (0..n)
-        .map(|i| {
-            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
-            let mut plugin = Plugin::new(config(max_in_flight), host.now, 100 + i);
-            plugin.define_metrics(&mut host);
-            (plugin, host)
-        })
-        .collect()
+    vms_sharing_data(n, |host, owner| {
+        let mut plugin = Plugin::new(config(max_in_flight), host.now, owner);
+        plugin.define_metrics(host);
+        plugin
+    })
 }
 
 fn calls(vms: &[(Plugin, FakeHost)]) -> usize {

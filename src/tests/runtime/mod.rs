@@ -254,16 +254,20 @@ impl Host for FakeHost {
     }
 }
 
-/// Delivers an answer to fetch `token`: `status` None is a call that failed without one.
-/// `n` VMs of one Envoy (one shared store) with remote keys, ticking in turn.
-pub(super) fn vms_of_one_envoy(n: u64) -> Vec<(Plugin, FakeHost)> {
+/// `n` VMs of one Envoy (one shared store), VM `i` made by `plugin(its host, owner 100 + i)`.
+pub(super) fn vms_sharing_data(n: u64, plugin: impl Fn(&mut FakeHost, u64) -> Plugin) -> Vec<(Plugin, FakeHost)> {
     let store = Rc::new(RefCell::new(Store::default()));
     (0..n)
         .map(|i| {
-            let host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
-            (Plugin::new(remote_config(), host.now, 100 + i), host)
+            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
+            (plugin(&mut host, 100 + i), host)
         })
         .collect()
+}
+
+/// `n` VMs of one Envoy with remote keys, ticking in turn.
+pub(super) fn vms_of_one_envoy(n: u64) -> Vec<(Plugin, FakeHost)> {
+    vms_sharing_data(n, |host, owner| Plugin::new(remote_config(), host.now, owner))
 }
 
 pub(super) fn tick_all(vms: &mut [(Plugin, FakeHost)], advance: u64) {
@@ -273,6 +277,7 @@ pub(super) fn tick_all(vms: &mut [(Plugin, FakeHost)], advance: u64) {
     }
 }
 
+/// Delivers an answer to fetch `token`: `status` None is a call that failed without one.
 pub(super) fn answer(plugin: &mut Plugin, host: &mut FakeHost, token: u32, status: Option<u32>, body: Option<Vec<u8>>) {
     let body = body.unwrap_or_default();
     let size = body.len();

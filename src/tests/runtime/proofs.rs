@@ -1,9 +1,6 @@
 //! DPoP proofs accepted once per Envoy: the proof memory in shared data, seen by every VM,
 //! written with the CAS, bounded, and failing closed.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
@@ -13,15 +10,9 @@ use crate::decision::proof_memory::{bucket_key, proof_key, record, Record, WAYS}
 const HTU: &str = DPOP_HTU;
 
 fn vms(n: u64, replay_cache_size: usize) -> Vec<(Plugin, FakeHost)> {
-    let store = Rc::new(RefCell::new(Store::default()));
-    (0..n)
-        .map(|_| {
-            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
-            let config = config_with(json!({"dpop": {"replay_cache_size": replay_cache_size}}), json!({}));
-            let plugin = Plugin::configure(config, &mut host);
-            (plugin, host)
-        })
-        .collect()
+    vms_sharing_data(n, |host, _| {
+        Plugin::configure(config_with(json!({"dpop": {"replay_cache_size": replay_cache_size}}), json!({})), host)
+    })
 }
 
 /// GET https://api.test/items with the bound token and `proof`: the status (200 when let through).
@@ -106,14 +97,14 @@ fn shared_data_that_fails_refuses_the_proof() {
     assert_eq!(send(plugin, host, 2, &t, &proof_for(&t, "b")), 503);
 }
 
-fn nonce_vms(n: u64, store: Rc<RefCell<Store>>) -> Vec<(Plugin, FakeHost)> {
-    (0..n)
-        .map(|_| {
-            let mut host = FakeHost { now: NOW * 1000, store: store.clone(), ..FakeHost::default() };
-            let config = config_with(json!({"dpop": {"require_nonce": true, "nonce_lifetime": "300s"}}), json!({}));
-            (Plugin::configure(config, &mut host), host)
-        })
-        .collect()
+/// `n` VMs of one Envoy whose provider requires DPoP nonces.
+fn nonce_vms(n: u64) -> Vec<(Plugin, FakeHost)> {
+    vms_sharing_data(n, |host, _| {
+        Plugin::configure(
+            config_with(json!({"dpop": {"require_nonce": true, "nonce_lifetime": "300s"}}), json!({})),
+            host,
+        )
+    })
 }
 
 fn nonce_proof(token: &str, jti: &str, nonce: &str, iat: u64) -> String {
@@ -125,7 +116,7 @@ fn nonce_proof(token: &str, jti: &str, nonce: &str, iat: u64) -> String {
 
 #[test]
 fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_envoy() {
-    let mut vms = nonce_vms(4, Rc::new(RefCell::new(Store::default())));
+    let mut vms = nonce_vms(4);
     let t = bound_token();
     let nonce = {
         let (plugin, host) = &mut vms[0];
@@ -139,7 +130,7 @@ fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_en
         assert_eq!(send(plugin, host, 2, &t, &p), 200, "VM {i}");
     }
     // Another Envoy (its own shared data, so its own secret) refuses it, with its own nonce.
-    let mut other = nonce_vms(1, Rc::new(RefCell::new(Store::default())));
+    let mut other = nonce_vms(1);
     let (plugin, host) = &mut other[0];
     assert_eq!(send(plugin, host, 1, &t, &nonce_proof(&t, "elsewhere", &nonce, NOW)), 401);
     let theirs = host.requests[&1].response.as_ref().unwrap().1.iter().find(|(k, _)| k == "dpop-nonce").cloned();
@@ -148,7 +139,7 @@ fn a_nonce_one_vm_issued_is_accepted_by_every_vm_of_its_envoy_and_by_no_other_en
 
 #[test]
 fn a_success_with_a_nonce_in_its_last_half_life_carries_the_next_on_the_response() {
-    let mut vms = nonce_vms(1, Rc::new(RefCell::new(Store::default())));
+    let mut vms = nonce_vms(1);
     let (plugin, host) = &mut vms[0];
     let t = bound_token();
     send(plugin, host, 1, &t, &proof_for(&t, "first"));
